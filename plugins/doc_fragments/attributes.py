@@ -1,0 +1,25 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment:
+    # Attributes of the read-only *_info modules.
+    INFO_MODULE = r'''
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads from the Defender API, so it behaves the same in check mode.
+  diff_mode:
+    support: none
+  action_group:
+    description: Use C(group/defender.tvm.all) in C(module_defaults) to set the shared options once.
+    support: full
+    membership:
+      - defender.tvm.all
+'''

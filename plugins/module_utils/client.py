@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one Defender API client that every module and plugin of the collection uses.
+
+Internal to the collection; the API may change in any release.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+
+from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
+from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlsplit
+
+from ansible_collections.defender.tvm.plugins.module_utils.auth import token_provider
+from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError, DefenderError, ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils.options import COLLECTION_VERSION
+from ansible_collections.defender.tvm.plugins.module_utils.transport import Transport, VerifyingSession
+
+try:
+    from concurrent.futures import ThreadPoolExecutor
+except ImportError:  # Python 2 targets; the collection needs Python 3 anyway
+    ThreadPoolExecutor = None
+
+USER_AGENT = 'defender.tvm/%s ansible-core/%s' % (COLLECTION_VERSION, ANSIBLE_VERSION)
+
+
+def path_segment(value, name='ID'):
+    """Percent-encode one ID as exactly one URL path segment.
+
+    ``/`` and every other reserved character are encoded, so ``x/../../machines`` stays one
+    segment. ``.`` and ``..`` are refused: requests/urllib3 remove dot segments even when they
+    are the whole ID, which would send the call to another endpoint.
+    """
+    if not isinstance(value, str):
+        raise ConfigurationError("%s must be a string, got %r" % (name, value))
+    text = value.strip()
+    if not text:
+        raise ConfigurationError("%s must not be empty or blank" % name)
+    if text in ('.', '..'):
+        raise ConfigurationError("%s %r is not a valid ID" % (name, text))
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ConfigurationError("%s %r contains control characters" % (name, text))
+    return quote(text, safe='')
+
+
+def clean_ids(values, name):
+    """Validate every ID before any network call; strip blanks around them, drop repeats."""
+    if not values:
+        raise ConfigurationError("%s must list at least one ID" % name)
+    seen = []
+    for value in values:
+        path_segment(value, name)  # raises for empty, blank and unsafe values
+        text = value.strip()
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+class DefenderClient:
+    """Options in, API data out: auth, pacing, retries, paging and concurrency in one place."""
+
+    def __init__(self, settings, warn=None):
+        self.settings = settings
+        self.session = VerifyingSession(settings.verify, settings.timeout, settings.max_concurrency, USER_AGENT)
+        self.tokens = token_provider(settings, self.session)
+        self.transport = Transport(settings, self.session, self.tokens, warn=warn)
+        self._origin = self._split_origin(settings.api_url)
+
+    @staticmethod
+    def _split_origin(url):
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.netloc.lower()
+
+    def url(self, *segments, **params):
+        """``<api_url>/api/<segments>``; each segment given as ``('ID name', value)`` is encoded."""
+        path = []
+        for segment in segments:
+            if isinstance(segment, tuple):
+                path.append(path_segment(segment[1], segment[0]))
+            else:
+                path.append(segment)
+        url = '%s/api/%s' % (self.settings.api_url, '/'.join(path))
+        query = dict((k, v) for k, v in params.items() if v is not None)
+        if query:
+            url += '?' + urlencode(sorted(query.items()), quote_via=quote, safe="$,'()")
+        return url
+
+    def get(self, url, what, permission, resource_id=None):
+        return self.transport.get_json(url, what, permission, resource_id)
+
+    def get_collection(self, url, what, permission, resource_id=None):
+        """All items of an OData collection, following ``@odata.nextLink`` to the end."""
+        items = []
+        seen = set()
+        while url:
+            body = self.get(url, what, permission, resource_id)
+            if not isinstance(body, dict) or not isinstance(body.get('value'), list):
+                raise ResponseError("%s returned no OData collection ('value' list)" % what)
+            items.extend(body['value'])
+            url = body.get('@odata.nextLink')
+            if url:
+                if self._split_origin(url) != self._origin:
+                    # The link is followed with our bearer token: only ever to the API host.
+                    raise ResponseError("%s returned an @odata.nextLink to another host (%s); refusing to send the "
+                                        "token there" % (what, urlsplit(url).netloc))
+                if url in seen:
+                    raise ResponseError("%s returned the same @odata.nextLink twice; stopping" % what)
+                seen.add(url)
+        return items
+
+    def map(self, func, items):
+        """``[func(item) for item in items]`` on up to max_concurrency threads, in input order.
+
+        The first failure stops work that has not started yet and is raised (the earliest in
+        input order); a failed run never returns partial data.
+        """
+        if len(items) <= 1 or self.settings.max_concurrency == 1:
+            return [func(item) for item in items]
+        stop = threading.Event()
+
+        def run(item):
+            if stop.is_set():
+                return None
+            try:
+                return func(item)
+            except Exception:
+                stop.set()
+                raise
+
+        workers = min(self.settings.max_concurrency, len(items))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run, item) for item in items]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            # Prefer errors that say what to fix over unexpected ones.
+            known = [e for e in errors if isinstance(e, DefenderError)]
+            raise (known or errors)[0]
+        return [f.result() for f in futures]
+
+    @property
+    def stats(self):
+        return dict(api_requests=self.transport.api_requests, retries=self.transport.retries,
+                    throttled=self.transport.throttled, token_requests=self.tokens.token_requests)
+
+    def close(self):
+        self.session.close()

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Missing KBs per software or per device: queries, normalisation, aggregation.
+
+Internal to the collection; the API may change in any release. Used by the
+``missing_kbs_info`` module and the ``missing_kbs`` lookup alike.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids
+from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError, ResponseError
+
+SOFTWARE_PERMISSION = 'Software.Read.All'
+MACHINE_PERMISSION = 'Machine.Read.All'
+DEVICE_ID_RE = re.compile(r'^[0-9a-fA-F]{40}$')
+_KB_PREFIX_RE = re.compile(r'^\s*KB', re.IGNORECASE)
+
+
+def normalize_kb(raw):
+    """A PublicProductFixDto in Ansible's snake_case, with the ``KB`` form added.
+
+    Defender gives the KB number without its prefix (``"4540673"``); ``win_updates`` matches
+    ``KB<digits>``. Numbers may arrive as strings in other clients' experience, so coerce.
+    """
+    if not isinstance(raw, dict) or raw.get('id') in (None, ''):
+        raise ResponseError("Defender returned a missing-KB record without an id: %r" % (raw,))
+    kb_id = _KB_PREFIX_RE.sub('', str(raw['id'])).strip()
+    return {
+        'id': kb_id,
+        'kb': 'KB' + kb_id,
+        'name': raw.get('name'),
+        'products_names': list(raw.get('productsNames') or []),
+        'url': raw.get('url'),
+        'machine_missed_on': _int(raw.get('machineMissedOn')),
+        'cve_addressed': _int(raw.get('cveAddressed')),
+    }
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _kb_order(kb):
+    # Most CVEs first; ties broken by reach, then by KB number so the order is stable.
+    return (-kb['cve_addressed'], -kb['machine_missed_on'], kb['id'])
+
+
+def accept_pattern(kb):
+    """An anchored pattern for win_updates' accept_list (an unanchored, case-insensitive regex)."""
+    return '^%s$' % re.escape(kb['kb'])
+
+
+def _fetch_kbs(client, url, what, resource_id):
+    items = client.get_collection(url, what, SOFTWARE_PERMISSION, resource_id=resource_id)
+    return sorted((normalize_kb(item) for item in items), key=_kb_order)
+
+
+def _software_query(client, software_id):
+    url = client.url('Software', ('software ID', software_id), 'getmissingkbs')
+    try:
+        kbs = _fetch_kbs(client, url, "Getting the missing KBs of software %s" % software_id, software_id)
+    except NotFoundError:
+        return None
+    return {'software_id': software_id, 'missing_kbs': kbs}
+
+
+def _machine_query(client, requested):
+    """Missing KBs of one device, given its Defender device ID or its computer DNS name."""
+    computer_dns_name = None
+    device_id = requested
+    if not DEVICE_ID_RE.match(requested):
+        # GET /api/machines/{id} also takes a computer name (needs Machine.Read.All).
+        try:
+            machine = client.get(client.url('machines', ('machine name', requested)),
+                                 "Resolving device %s" % requested, MACHINE_PERMISSION, resource_id=requested)
+        except NotFoundError:
+            return None
+        if not isinstance(machine, dict) or not machine.get('id'):
+            raise ResponseError("Defender returned no device ID for %s" % requested)
+        device_id = machine['id']
+        computer_dns_name = machine.get('computerDnsName')
+    url = client.url('machines', ('device ID', device_id), 'getmissingkbs')
+    try:
+        kbs = _fetch_kbs(client, url, "Getting the missing KBs of device %s" % requested, requested)
+    except NotFoundError:
+        return None
+    return {'machine_id': device_id, 'computer_dns_name': computer_dns_name, 'requested': requested,
+            'missing_kbs': kbs}
+
+
+def _aggregate(results, owner_key, owner_field, count_owners):
+    """Each KB once across all queried IDs, with the IDs that reported it."""
+    merged = {}
+    for entry in results:
+        for kb in entry['missing_kbs']:
+            current = merged.get(kb['id'])
+            if current is None:
+                current = dict(kb, products_names=list(kb['products_names']))
+                current[owner_key] = []
+                merged[kb['id']] = current
+            else:
+                current['cve_addressed'] = max(current['cve_addressed'], kb['cve_addressed'])
+                current['machine_missed_on'] = max(current['machine_missed_on'], kb['machine_missed_on'])
+                current['name'] = current['name'] or kb['name']
+                current['url'] = current['url'] or kb['url']
+                current['products_names'].extend(p for p in kb['products_names'] if p not in current['products_names'])
+            if entry[owner_field] not in current[owner_key]:
+                current[owner_key].append(entry[owner_field])
+    kbs = list(merged.values())
+    if count_owners:
+        # Per-device answers say 1 each; across the queried devices the useful figure is how many miss it.
+        for kb in kbs:
+            kb['machine_missed_on'] = len(kb[owner_key])
+    return sorted(kbs, key=_kb_order)
+
+
+def query_missing_kbs(client, software_ids=None, machine_ids=None, ignore_unknown=False):
+    """Query every ID concurrently; return ``results``, ``missing_kbs``, ``accept_list``, ``not_found``.
+
+    Unknown IDs fail the call (naming all of them) unless ``ignore_unknown``; then they are
+    listed in ``not_found``. All IDs are validated before the first request.
+    """
+    if software_ids is not None:
+        ids = clean_ids(software_ids, 'software_ids')
+        answers = client.map(lambda sid: _software_query(client, sid), ids)
+        owner_key, owner_field, count_owners, kind = 'software_ids', 'software_id', False, 'software'
+    else:
+        ids = clean_ids(machine_ids, 'machine_ids')
+        answers = client.map(lambda mid: _machine_query(client, mid), ids)
+        owner_key, owner_field, count_owners, kind = 'machine_ids', 'machine_id', True, 'device'
+
+    not_found = [i for i, answer in zip(ids, answers) if answer is None]
+    if not_found and not ignore_unknown:
+        raise NotFoundError(
+            "Defender does not know %d %s ID%s: %s. Check the IDs (software IDs look like vendor-_-product, "
+            "e.g. microsoft-_-edge; devices are 40-hex device IDs or computer DNS names), or set "
+            "ignore_unknown: true to skip unknown IDs." % (
+                len(not_found), kind, '' if len(not_found) == 1 else 's', ', '.join(not_found)),
+            not_found)
+    results = [answer for answer in answers if answer is not None]
+    missing = _aggregate(results, owner_key, owner_field, count_owners)
+    return {
+        'results': results,
+        'missing_kbs': missing,
+        'accept_list': [accept_pattern(kb) for kb in missing],
+        'not_found': not_found,
+    }

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Base class for the collection's lookups: the same options and client as the modules.
+
+Internal to the collection; the API may change in any release.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleError
+from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
+
+from ansible_collections.defender.tvm.plugins.module_utils import transport
+from ansible_collections.defender.tvm.plugins.module_utils.client import DefenderClient
+from ansible_collections.defender.tvm.plugins.module_utils.errors import DefenderError
+from ansible_collections.defender.tvm.plugins.module_utils.options import OptionAdapter, Settings
+
+display = Display()
+
+
+class DefenderLookupBase(LookupBase):
+    """Resolve options (kwargs > ansible_mde_* vars > env > ansible.cfg > defaults), then query."""
+
+    def run_query(self, variables, kwargs, query):
+        if transport.REQUESTS_IMPORT_ERROR:
+            raise AnsibleError("The %s lookup needs the Python library 'requests' on the controller" % self._load_name)
+        self.set_options(var_options=variables, direct=kwargs)
+        client = None
+        try:
+            client = DefenderClient(Settings.from_adapter(OptionAdapter.from_plugin(self)), warn=display.warning)
+            return query(client)
+        except DefenderError as exc:
+            # No chained exception: Ansible would print it, and lookups get no no_log masking.
+            raise AnsibleError(str(exc)) from None
+        finally:
+            if client is not None:
+                client.close()

@@ -1,0 +1,357 @@
+"""The seeded dataset: software, machines, KBs and the relations between them.
+
+Only the relations are random (who runs what, who installed which update);
+the catalog of products and KBs is fixed and modelled on real January and
+February 2024 Patch Tuesday releases so that responses look like production.
+Aggregates (``machineMissedOn``, ``exposedMachines``) are computed from the
+relations, so a client's de-duplication and counting can be checked exactly.
+"""
+
+import copy
+import datetime
+import hashlib
+import random
+import uuid
+
+CATALOG_URL = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB{}"
+# The data is a snapshot taken at a fixed instant, so it does not depend on when the emulator runs.
+SNAPSHOT = datetime.datetime(2024, 2, 20, 6, 0, 0, tzinfo=datetime.timezone.utc)
+
+# (vendor, name, weaknesses range). Software without KBs below still has weaknesses:
+# third-party products and Edge are patched outside Windows Update.
+SOFTWARE_CATALOG = [
+    ("microsoft", "windows_10", (350, 900)),
+    ("microsoft", "windows_11", (250, 700)),
+    ("microsoft", "windows_server_2019", (400, 950)),
+    ("microsoft", "windows_server_2022", (250, 650)),
+    ("microsoft", "office", (40, 180)),
+    ("microsoft", ".net_framework", (10, 60)),
+    ("microsoft", "edge_chromium-based", (20, 120)),
+    ("microsoft", "internet_explorer", (60, 140)),
+    ("microsoft", "sql_server", (5, 30)),
+    ("notepad_plus_plus", "notepad++", (1, 12)),
+    ("git-scm", "git", (1, 10)),
+    ("google", "chrome", (30, 200)),
+    ("mozilla", "firefox", (20, 150)),
+    ("adobe", "acrobat_reader_dc", (15, 80)),
+    ("7-zip", "7-zip", (0, 0)),
+]
+
+OS_SOFTWARE = {
+    "Windows10": "windows_10",
+    "Windows11": "windows_11",
+    "WindowsServer2019": "windows_server_2019",
+    "WindowsServer2022": "windows_server_2022",
+}
+OS_DETAILS = {  # osPlatform: (version, osBuild)
+    "Windows10": ("22H2", 19045),
+    "Windows11": ("23H2", 22631),
+    "WindowsServer2019": ("1809", 17763),
+    "WindowsServer2022": ("21H2", 20348),
+}
+
+# (kb, name, productsNames, platform it applies to or None, cveAddressed range).
+# Monthly rollups carry MDE's "<Month> <Year> Security Updates" name (the same name for
+# several KBs, as in production); the others carry their Update Catalog titles.
+KB_CATALOG = [
+    ("5034122", "January 2024 Security Updates", ["windows_10", "internet_explorer"], "Windows10", (45, 60)),
+    ("5034763", "February 2024 Security Updates", ["windows_10", "internet_explorer"], "Windows10", (60, 75)),
+    ("5034441", "2024-01 Security Update for Windows 10 Version 22H2 for x64-based Systems (KB5034441)",
+     ["windows_10"], "Windows10", (1, 1)),
+    ("5034123", "January 2024 Security Updates", ["windows_11"], "Windows11", (35, 50)),
+    ("5034765", "February 2024 Security Updates", ["windows_11"], "Windows11", (55, 70)),
+    ("5034127", "January 2024 Security Updates", ["windows_server_2019", "internet_explorer"],
+     "WindowsServer2019", (45, 60)),
+    ("5034768", "February 2024 Security Updates", ["windows_server_2019", "internet_explorer"],
+     "WindowsServer2019", (60, 75)),
+    ("5034129", "January 2024 Security Updates", ["windows_server_2022"], "WindowsServer2022", (40, 55)),
+    ("5034770", "February 2024 Security Updates", ["windows_server_2022"], "WindowsServer2022", (55, 70)),
+    ("5034439", "2024-01 Security Update for Microsoft server operating system version 21H2 for x64-based Systems "
+     "(KB5034439)", ["windows_server_2022"], "WindowsServer2022", (1, 1)),
+    ("5033909", "2024-01 Cumulative Update for .NET Framework 3.5, 4.8 and 4.8.1 for Windows 10 Version 22H2 for x64 "
+     "(KB5033909)", [".net_framework", "windows_10"], "Windows10", (2, 4)),
+    ("5033920", "2024-01 Cumulative Update for .NET Framework 3.5 and 4.8.1 for Windows 11, version 22H2 and 23H2 "
+     "for x64 (KB5033920)", [".net_framework", "windows_11"], "Windows11", (2, 4)),
+    ("5033914", "2024-01 Cumulative Update for .NET Framework 3.5, 4.7.2 and 4.8 for Windows Server 2019 for x64 "
+     "(KB5033914)", [".net_framework", "windows_server_2019"], "WindowsServer2019", (2, 4)),
+    ("5033912", "2024-01 Cumulative Update for .NET Framework 3.5, 4.8 and 4.8.1 for Microsoft server operating "
+     "system version 21H2 for x64 (KB5033912)", [".net_framework", "windows_server_2022"], "WindowsServer2022", (2, 4)),
+    ("5002537", "January 2024 Security Update for Microsoft Office 2016 (KB5002537)", ["office"], None, (1, 5)),
+    ("5002519", "December 2023 Security Update for Microsoft Office 2016 (KB5002519)", ["office"], None, (1, 5)),
+    ("5032679", "Security update for SQL Server 2019 CU22: January 9, 2024 (KB5032679)", ["sql_server"], None, (1, 3)),
+]
+
+# (short host name, osPlatform, rbac group, patch state). "unpatched" misses every applicable KB,
+# "patched" misses none; the rest miss a seeded subset.
+MACHINE_CATALOG = [
+    ("ws-0001", "Windows11", "Workstations", "unpatched"),
+    ("ws-0002", "Windows11", "Workstations", None),
+    ("ws-0003", "Windows10", "Workstations", "unpatched"),
+    ("ws-0004", "Windows10", "Workstations", None),
+    ("ws-0005", "Windows11", "Workstations", None),
+    ("ws-0006", "Windows11", "Workstations", "patched"),
+    ("lt-0042", "Windows10", "Laptops", None),
+    ("srv-dc01", "WindowsServer2019", "Domain Controllers", "unpatched"),
+    ("srv-file01", "WindowsServer2019", "Servers", None),
+    ("srv-sql01", "WindowsServer2022", "Servers", "unpatched"),
+    ("srv-app01", "WindowsServer2022", "Servers", None),
+    ("srv-web01", "WindowsServer2022", "Servers", None),
+]
+RBAC_GROUP_IDS = {"Workstations": 101, "Laptops": 102, "Servers": 201, "Domain Controllers": 202}
+DOMAIN = "contoso.local"
+THIRD_PARTY = ["notepad++", "git", "chrome", "firefox", "acrobat_reader_dc", "7-zip"]
+EXTRA_VENDORS = ["contoso", "fabrikam", "adatum", "northwind", "tailspin", "woodgrove", "litware", "proseware"]
+EXTRA_PRODUCTS = ["agent", "line_of_business_app", "reporting_client", "print_service", "vpn_client",
+                  "backup_agent", "crm_desktop", "scanner_toolkit"]
+INSTALLED_PROBABILITY = 0.3
+
+
+def software_id(vendor, name):
+    """Defender software ids are ``{vendor}-_-{name}``."""
+    return f"{vendor}-_-{name}"
+
+
+def _timestamp(moment):
+    """MDE's DateTimeOffset format: seven fractional digits and a Z."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond * 10:07d}Z"
+
+
+class Dataset:  # pylint: disable=too-many-instance-attributes
+    """Entities plus relation indexes. Built once per emulator; read-only afterwards."""
+
+    def __init__(self, seed=0, extra_software=0, extra_machines=0):
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.software = {}          # id -> Software entity (API shape)
+        self.machines = {}          # id -> Machine entity (API shape)
+        self.kbs = {}               # kb id -> {"id", "name", "productsNames", "url", "cveAddressed", platform}
+        self.machine_software = {}  # machine id -> [software id]
+        self.machine_missing = {}   # machine id -> [kb id]
+        self._build_software()
+        self._build_machines(extra_machines)
+        self._build_kbs()
+        self._build_extra_software(extra_software)
+        self._compute_missing()
+        self._aggregate()
+        self.by_dns_name = {m["computerDnsName"].lower(): mid for mid, m in self.machines.items()}
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build_software(self):
+        for vendor, name, (low, high) in SOFTWARE_CATALOG:
+            sid = software_id(vendor, name)
+            self.software[sid] = {"id": sid, "name": name, "vendor": vendor,
+                                  "weaknesses": self._rng.randint(low, high)}
+
+    def _machine_id(self, name):
+        return hashlib.sha1(f"{self.seed}:{name}".encode("utf-8")).hexdigest()  # nosec - an id, not security
+
+    def _new_machine(self, index, host, platform, group):
+        rng = self._rng
+        mid = self._machine_id(host)
+        version, build = OS_DETAILS[platform]
+        last_seen = SNAPSHOT - datetime.timedelta(minutes=rng.randint(5, 60 * 20), microseconds=rng.randint(0, 999999))
+        first_seen = last_seen - datetime.timedelta(days=rng.randint(60, 700), seconds=rng.randint(0, 86399))
+        server = platform.startswith("WindowsServer")
+        ip = f"10.{20 if server else 10}.{index // 250}.{10 + index % 240}"
+        self.machines[mid] = {
+            "id": mid,
+            "computerDnsName": f"{host}.{DOMAIN}",
+            "firstSeen": _timestamp(first_seen),
+            "lastSeen": _timestamp(last_seen),
+            "osPlatform": platform,
+            "version": version,
+            "osProcessor": "x64",
+            "osBuild": build,
+            "osArchitecture": "64-bit",
+            "lastIpAddress": ip,
+            "lastExternalIpAddress": f"203.0.113.{1 + index % 254}",
+            "healthStatus": "Inactive" if rng.random() < 0.08 else "Active",
+            "onboardingStatus": "Onboarded",
+            "deviceValue": "High" if server else "Normal",
+            "rbacGroupName": group,
+            "rbacGroupId": RBAC_GROUP_IDS.get(group, 300),
+            "riskScore": rng.choice(["None", "Low", "Medium", "High"]),
+            "exposureLevel": rng.choice(["Low", "Medium", "High"]),
+            "isAadJoined": not server,
+            "aadDeviceId": None if server else str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "machineTags": (["Server"] if server else []) + (["Pilot"] if rng.random() < 0.2 else []),
+            "ipAddresses": [{"ipAddress": ip, "macAddress": f"{rng.getrandbits(48):012X}", "type": "Ethernet",
+                             "operationalStatus": "Up"}],
+        }
+        return mid
+
+    def _build_machines(self, extra_machines):
+        self._patch_state = {}
+        platforms = sorted(OS_SOFTWARE)
+        catalog = list(MACHINE_CATALOG)
+        for number in range(extra_machines):
+            platform = self._rng.choice(platforms)
+            server = platform.startswith("WindowsServer")
+            host = f"{'srv' if server else 'ws'}-{1001 + number:04d}"
+            catalog.append((host, platform, "Servers" if server else "Workstations", None))
+        for index, (host, platform, group, state) in enumerate(catalog):
+            mid = self._new_machine(index, host, platform, group)
+            self._patch_state[mid] = state
+            self.machine_software[mid] = self._software_for(host, platform)
+        self._install_leftovers()
+
+    def _install_leftovers(self):
+        """Every catalog product must be installed somewhere, whatever the seed."""
+        installed = {sid for sids in self.machine_software.values() for sid in sids}
+        first = next(iter(self.machines))
+        for sid, entity in self.software.items():
+            if sid not in installed and entity["name"] not in OS_SOFTWARE.values():
+                self.machine_software[first].append(sid)
+
+    def _software_for(self, host, platform):
+        rng = self._rng
+        names = [OS_SOFTWARE[platform], "edge_chromium-based", ".net_framework"]
+        if platform in ("Windows10", "WindowsServer2019"):
+            names.append("internet_explorer")  # IE 11 still ships as a component there
+        server = platform.startswith("WindowsServer")
+        if not server:
+            names.append("office")
+        if host.startswith("srv-sql"):
+            names.append("sql_server")
+        for name in THIRD_PARTY:
+            if rng.random() < (0.15 if server else 0.5):
+                names.append(name)
+        by_name = {s["name"]: sid for sid, s in self.software.items()}
+        return [by_name[n] for n in names]
+
+    def _build_kbs(self):
+        for kb, name, products, platform, (low, high) in KB_CATALOG:
+            self.kbs[kb] = {"id": kb, "name": name, "productsNames": list(products), "url": CATALOG_URL.format(kb),
+                            "cveAddressed": self._rng.randint(low, high), "platform": platform}
+
+    def _build_extra_software(self, count):
+        """Synthetic line-of-business software for benchmarks, each with 1-5 KBs."""
+        rng = self._rng
+        machine_ids = list(self.machines)
+        self._extra_missing = {}  # kb -> set of machine ids missing it
+        next_kb = 5100001
+        extra_kbs = []
+        for number in range(count):
+            vendor = EXTRA_VENDORS[number % len(EXTRA_VENDORS)]
+            name = f"{EXTRA_PRODUCTS[(number // len(EXTRA_VENDORS)) % len(EXTRA_PRODUCTS)]}_{number + 1:05d}"
+            sid = software_id(vendor, name)
+            self.software[sid] = {"id": sid, "name": name, "vendor": vendor, "weaknesses": rng.randint(1, 40)}
+            hosts = rng.sample(machine_ids, k=min(len(machine_ids), rng.randint(1, 3)))
+            for mid in hosts:
+                self.machine_software[mid].append(sid)
+            for _ in range(rng.randint(1, 5)):
+                if extra_kbs and rng.random() < 0.1:
+                    kb = rng.choice(extra_kbs)  # an update shipped for several products
+                    if name not in self.kbs[kb]["productsNames"]:
+                        self.kbs[kb]["productsNames"].append(name)
+                else:
+                    kb = str(next_kb)
+                    next_kb += 1
+                    extra_kbs.append(kb)
+                    title = f"{vendor.capitalize()} {name.replace('_', ' ').title()}"
+                    self.kbs[kb] = {"id": kb, "name": f"2024-01 Security Update for {title} (KB{kb})",
+                                    "productsNames": [name], "url": CATALOG_URL.format(kb),
+                                    "cveAddressed": rng.randint(1, 12), "platform": None, "extra": True}
+                missing = [mid for mid in hosts if rng.random() < 0.8] or hosts[:1]
+                self._extra_missing.setdefault(kb, set()).update(missing)
+
+    def _compute_missing(self):
+        """Per machine: the KBs of its software that apply to its OS, minus those it already installed."""
+        rng = self._rng
+        name_of = {sid: s["name"] for sid, s in self.software.items()}
+        for mid, sids in self.machine_software.items():
+            platform = self.machines[mid]["osPlatform"]
+            names = {name_of[sid] for sid in sids}
+            state = self._patch_state[mid]
+            missing = []
+            for kb, info in self.kbs.items():
+                if info.get("extra"):
+                    if mid in self._extra_missing.get(kb, ()):
+                        missing.append(kb)
+                    continue
+                if info["platform"] not in (None, platform) or not names.intersection(info["productsNames"]):
+                    continue
+                if state == "patched" or (state is None and rng.random() < INSTALLED_PROBABILITY):
+                    continue
+                missing.append(kb)
+            self.machine_missing[mid] = missing
+
+    def _aggregate(self):
+        rng = self._rng
+        total = len(self.machines)
+        self.software_machines = {sid: [] for sid in self.software}
+        for mid, sids in self.machine_software.items():
+            for sid in sids:
+                self.software_machines[sid].append(mid)
+        # software -> [(kb, machineMissedOn)]: machines that have this software and miss the KB.
+        self.software_missing = {}
+        for sid, entity in self.software.items():
+            counts = {}
+            for mid in self.software_machines[sid]:
+                for kb in self.machine_missing[mid]:
+                    if entity["name"] in self.kbs[kb]["productsNames"]:
+                        counts[kb] = counts.get(kb, 0) + 1
+            self.software_missing[sid] = [(kb, counts[kb]) for kb in self.kbs if kb in counts]
+            exposed = len(self.software_machines[sid]) if entity["weaknesses"] else 0
+            entity.update({
+                "publicExploit": bool(entity["weaknesses"]) and rng.random() < 0.6,
+                "activeAlert": bool(entity["weaknesses"]) and rng.random() < 0.1,
+                "exposedMachines": exposed,
+                "impactScore": round(rng.uniform(0.05, 12.0) * exposed / max(total, 1), 8) if exposed else 0.0,
+            })
+
+    # -- API views ------------------------------------------------------------------------------
+
+    def kb_entity(self, kb, machine_missed_on):
+        """A PublicProductFixDto."""
+        info = self.kbs[kb]
+        return {"id": kb, "name": info["name"], "productsNames": list(info["productsNames"]), "url": info["url"],
+                "machineMissedOn": machine_missed_on, "cveAddressed": info["cveAddressed"]}
+
+    def software_kbs(self, sid):
+        """getmissingkbs for a software id."""
+        return [self.kb_entity(kb, count) for kb, count in self.software_missing[sid]]
+
+    def machine_kbs(self, mid):
+        """getmissingkbs for a machine id."""
+        # Per-device answers report machineMissedOn 1, as in the docs example.
+        return [self.kb_entity(kb, 1) for kb in self.machine_missing[mid]]
+
+    def machine_reference(self, mid):
+        """A MachineReference (machineReferences item)."""
+        machine = self.machines[mid]
+        return {key: machine[key] for key in ("id", "computerDnsName", "osPlatform", "rbacGroupName")}
+
+    def software_list(self):
+        """All Software entities in a stable order."""
+        return list(self.software.values())
+
+    def machine_list(self):
+        """All Machine entities in a stable order."""
+        return list(self.machines.values())
+
+    def find_machine(self, key):
+        """By 40-hex id (case-insensitive) or by computerDnsName (case-insensitive)."""
+        if key.lower() in self.machines:
+            return key.lower()
+        return self.by_dns_name.get(key.lower())
+
+    def to_dict(self):
+        """The whole dataset with relations, for tests (``emu.data`` and ``GET /_emulator/data``)."""
+        kb_machines = {kb: [] for kb in self.kbs}
+        for mid, kbs in self.machine_missing.items():
+            for kb in kbs:
+                kb_machines[kb].append(mid)
+        return copy.deepcopy({
+            "software": {sid: dict(entity, missing_kbs=self.software_kbs(sid),
+                                   machines=list(self.software_machines[sid]))
+                         for sid, entity in self.software.items()},
+            "machines": {mid: dict(entity, missing_kbs=self.machine_kbs(mid),
+                                   software=list(self.machine_software[mid]))
+                         for mid, entity in self.machines.items()},
+            "kbs": {kb: {"id": kb, "name": info["name"], "productsNames": list(info["productsNames"]),
+                         "url": info["url"], "cveAddressed": info["cveAddressed"],
+                         "machines": kb_machines[kb]}
+                    for kb, info in self.kbs.items()},
+        })

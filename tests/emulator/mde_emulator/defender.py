@@ -1,0 +1,259 @@
+"""Emulated Defender for Endpoint API: routing, permissions, OData options and paging."""
+
+import base64
+import binascii
+import collections
+import json
+import urllib.parse
+import uuid
+
+from . import constants as C
+from .odata import FilterError, compile_filter
+
+JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+MAX_TOP = 10000
+SOFTWARE_FILTER_FIELDS = ("id", "name", "vendor")
+MACHINE_FILTER_FIELDS = ("computerDnsName", "id", "osPlatform", "version", "deviceValue", "aadDeviceId",
+                         "exposureLevel", "onboardingStatus", "lastIpAddress", "healthStatus", "riskScore",
+                         "rbacGroupId")
+KB_CONTEXT = "Collection(microsoft.windowsDefenderATP.api.PublicProductFixDto)"
+STATUS_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+                408: "RequestTimeout", 409: "Conflict", 429: "TooManyRequests", 500: "InternalServerError",
+                501: "NotImplemented", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+STATUS_MESSAGES = {500: "An unexpected error occurred, retry the operation.",
+                   502: "Bad gateway.",
+                   503: "The service is temporarily unavailable, retry the operation.",
+                   504: "The operation timed out."}
+UNAUTHORIZED_MESSAGES = {"missing": "Authorization header is missing or is not a Bearer token.",
+                         "invalid": "The access token is invalid.",
+                         "expired": "The access token has expired.",
+                         "revoked": "The access token has been revoked."}
+ROUTE_ROLES = {
+    "software_list": (C.ROLE_SOFTWARE,),
+    "software": (C.ROLE_SOFTWARE,),
+    "software_missing_kbs": (C.ROLE_SOFTWARE,),
+    "software_machine_references": (C.ROLE_SOFTWARE,),
+    "machine_list": (C.ROLE_MACHINE, C.ROLE_MACHINE_RW),
+    "machine": (C.ROLE_MACHINE, C.ROLE_MACHINE_RW),
+    "machine_missing_kbs": (C.ROLE_SOFTWARE,),
+}
+
+
+# What a route handler sees of the request: decoded ids, raw query, raw path, base URL.
+Request = collections.namedtuple("Request", "ids query path base")
+
+
+class ApiError(Exception):
+    """An error answer of the API (status, Defender error code, message)."""
+
+    def __init__(self, status, code, message, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(code, message):
+    """Defender's error JSON."""
+    # "target" is the correlation id the docs ask users to quote to support.
+    return {"error": {"code": code, "message": message, "target": str(uuid.uuid4())}}
+
+
+def route(path):
+    """Map a raw URL path to (route name, decoded ids) or (None, None) for a non-API path.
+
+    Segments are split on the raw "/" first and percent-decoded afterwards, so an
+    encoded slash stays inside its ID (``x%2F..%2Fmachines`` is one software ID).
+    """
+    segments = path.split("/")[1:]
+    if not segments or segments[0].lower() != "api":
+        return None, None
+    rest = segments[1:]
+    if rest and rest[0].lower() == "v1.0":
+        rest = rest[1:]
+    if len(rest) > 1 and rest[-1] == "":
+        rest = rest[:-1]  # tolerate one trailing slash
+    rest = [urllib.parse.unquote(s) for s in rest]
+    words = [s.lower() for s in rest]
+    table = {
+        ("software", 1): "software_list", ("software", 2): "software",
+        ("machines", 1): "machine_list", ("machines", 2): "machine",
+    }
+    if words and (words[0], len(words)) in table:
+        return table[(words[0], len(words))], rest[1:]
+    if len(words) == 3:
+        sub = {("software", "getmissingkbs"): "software_missing_kbs",
+               ("software", "machinereferences"): "software_machine_references",
+               ("machines", "getmissingkbs"): "machine_missing_kbs"}.get((words[0], words[2]))
+        if sub:
+            return sub, [rest[1]]
+    return "unknown", rest
+
+
+def _int_option(name, value, maximum=None):
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0 or str(number) != value.strip().lstrip("+"):
+        raise ApiError(400, "ODataError", f"Invalid value '{value}' for {name} query option found. The {name} "
+                       "query option requires a non-negative integer value.")
+    if maximum is not None and number > maximum:
+        raise ApiError(400, "ODataError", f"The limit of '{maximum}' for Top query has been exceeded. The value "
+                       f"from the incoming request is '{number}'.")
+    return number
+
+
+def _encode_token(route_name, offset):
+    raw = json.dumps({"r": route_name, "o": offset}, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_token(route_name, token):
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8"))
+        if data["r"] == route_name and isinstance(data["o"], int) and data["o"] >= 0:
+            return data["o"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        pass
+    raise ApiError(400, "ODataError", f"The skip token value '{token}' is invalid.")
+
+
+class Defender:
+    """Serves /api requests from the dataset."""
+
+    def __init__(self, dataset, entra, traffic):
+        self.data = dataset
+        self.entra = entra
+        self.traffic = traffic
+
+    def fault_response(self, plan):
+        """(status, body bytes or object, headers) for an injected fault."""
+        headers = {}
+        if plan.retry_after is not None:
+            headers["Retry-After"] = str(plan.retry_after)
+        if plan.body is not None:
+            return plan.status, plan.body, headers
+        code = STATUS_CODES.get(plan.status, "Error")
+        if plan.status == 429:
+            message = f"Rate limit is exceeded. Try again in {plan.retry_after or 1} seconds."
+        else:
+            message = STATUS_MESSAGES.get(plan.status, code)
+        return plan.status, error_body(code, message), headers
+
+    def respond(self, plan, method, route_name, request, auth):  # pylint: disable=too-many-arguments,too-many-positional-arguments
+        """The wire response (status, body bytes, headers, content type) for a fault plan or a served request."""
+        if plan.action == "respond":
+            status, body, headers = self.fault_response(plan)
+        else:
+            status, body, headers = self.serve(method, route_name, request, auth)
+        if isinstance(body, str):  # e.g. an HTML error page injected with fail_next
+            return status, body.encode("utf-8"), headers, "text/plain; charset=utf-8"
+        data = json.dumps(body).encode("utf-8")
+        if status == 200 and self.traffic.take_malformed():
+            data = data[:max(1, len(data) // 2)]  # valid HTTP framing, invalid JSON
+        return status, data, headers, JSON_TYPE
+
+    def serve(self, method, route_name, request, auth):
+        """Answer one API request; returns (status, body object, headers)."""
+        claims, reason = auth
+        try:
+            if claims is None:
+                raise ApiError(401, "Unauthorized", UNAUTHORIZED_MESSAGES[reason],
+                               {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            if route_name == "unknown":
+                raise ApiError(404, "NotFound", "The requested resource was not found.")
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'.")
+            required = ROUTE_ROLES[route_name]
+            if not set(required) & set(claims.get("roles") or []):
+                raise ApiError(403, "Forbidden", "The application does not have any of the required application "
+                               f"permissions ({', '.join(required)}) to access the resource.")
+            handler = getattr(self, f"_{route_name}")
+            return 200, handler(request), {}
+        except ApiError as exc:
+            return exc.status, error_body(exc.code, exc.message), exc.headers
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _options(query):
+        options = {}
+        for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            options.setdefault(key, value)
+        return options
+
+    def _page(self, route_name, items, context, request):
+        """Wrap a collection, splitting it into pages with @odata.nextLink when page_size is set."""
+        query, base = request.query, request.base
+        options = self._options(query)
+        offset = _decode_token(route_name, options["$skiptoken"]) if "$skiptoken" in options else 0
+        page_size = self.traffic.get("page_size")
+        body = {"@odata.context": f"{base}/api/$metadata#{context}"}
+        if page_size and offset + page_size < len(items):
+            kept = [part for part in query.split("&") if part and not part.startswith("$skiptoken=")
+                    and not part.startswith("%24skiptoken=")]
+            kept.append(f"$skiptoken={_encode_token(route_name, offset + page_size)}")
+            link_base = self.traffic.get("nextlink_base") or base
+            body["value"] = items[offset:offset + page_size]
+            body["@odata.nextLink"] = f"{link_base}{request.path}?{'&'.join(kept)}"
+        else:
+            body["value"] = items[offset:offset + page_size] if page_size else items[offset:]
+        return body
+
+    def _odata_list(self, items, fields, type_name, query):
+        options = self._options(query)
+        if "$filter" in options:
+            try:
+                predicate = compile_filter(options["$filter"], fields, type_name)
+            except FilterError as exc:
+                raise ApiError(400, "ODataError", f"Invalid filter clause: {exc}") from None
+            items = [item for item in items if predicate(item)]
+        skip = _int_option("$skip", options["$skip"]) if "$skip" in options else 0
+        top = _int_option("$top", options["$top"], MAX_TOP) if "$top" in options else None
+        return items[skip:] if top is None else items[skip:skip + top]
+
+    def _software_id(self, ids):
+        sid = ids[0]
+        if sid not in self.data.software:
+            raise ApiError(404, "ResourceNotFound", f"Software {sid} was not found")
+        return sid
+
+    def _machine_id(self, ids, by_name):
+        key = ids[0]
+        mid = self.data.find_machine(key) if by_name else (key.lower() if key.lower() in self.data.machines else None)
+        if mid is None:
+            raise ApiError(404, "ResourceNotFound", f"Machine {key} was not found")
+        return mid
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def _software_list(self, request):
+        items = self._odata_list(self.data.software_list(), SOFTWARE_FILTER_FIELDS, "Software", request.query)
+        return self._page("software_list", items, "Software", request)
+
+    def _software(self, request):
+        return dict({"@odata.context": f"{request.base}/api/$metadata#Software/$entity"},
+                    **self.data.software[self._software_id(request.ids)])
+
+    def _software_missing_kbs(self, request):
+        items = self.data.software_kbs(self._software_id(request.ids))
+        return self._page("software_missing_kbs", items, KB_CONTEXT, request)
+
+    def _software_machine_references(self, request):
+        sid = self._software_id(request.ids)
+        items = [self.data.machine_reference(mid) for mid in self.data.software_machines[sid]]
+        return self._page("software_machine_references", items, "MachineReferences", request)
+
+    def _machine_list(self, request):
+        items = self._odata_list(self.data.machine_list(), MACHINE_FILTER_FIELDS, "Machine", request.query)
+        return self._page("machine_list", items, "Machines", request)
+
+    def _machine(self, request):
+        return dict({"@odata.context": f"{request.base}/api/$metadata#Machines/$entity"},
+                    **self.data.machines[self._machine_id(request.ids, by_name=True)])
+
+    def _machine_missing_kbs(self, request):
+        items = self.data.machine_kbs(self._machine_id(request.ids, by_name=False))
+        return self._page("machine_missing_kbs", items, KB_CONTEXT, request)

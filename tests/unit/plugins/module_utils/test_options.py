@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+import yaml
+
+from ansible_collections.defender.tvm.plugins.doc_fragments.connection import ModuleDocFragment
+from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
+from ansible_collections.defender.tvm.plugins.module_utils.options import (
+    CLOUDS,
+    OPTIONS,
+    OptionAdapter,
+    Settings,
+    argument_spec,
+)
+from ansible_collections.defender.tvm.tests.unit.conftest import CLIENT, TENANT, make_settings
+
+DOC = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
+PLUGIN_DOC = yaml.safe_load(ModuleDocFragment.PLUGINS)['options']
+
+
+def test_issue_option_names_are_all_defined():
+    assert set(OPTIONS) == {
+        'tenant_id', 'client_id', 'client_secret', 'client_certificate_path', 'client_certificate_password',
+        'federated_token_file', 'access_token', 'cloud', 'api_url', 'authority_url', 'scope', 'validate_certs',
+        'ca_path', 'timeout', 'max_concurrency', 'requests_per_minute', 'max_retries'}
+
+
+@pytest.mark.parametrize('name', sorted(OPTIONS))
+def test_doc_fragment_matches_the_code(name):
+    definition, doc = OPTIONS[name], DOC[name]
+    assert doc['type'] == definition['type']
+    assert doc.get('default') == definition.get('default')
+    assert doc.get('choices') == definition.get('choices')
+    for env in definition['env']:
+        assert 'E(%s)' % env in ' '.join(doc['description']), 'the description must name %s' % env
+
+
+@pytest.mark.parametrize('name', sorted(OPTIONS))
+def test_plugin_sources_give_mde_names_precedence(name):
+    # For plugins the last env var found wins: the code's order (first wins) reversed.
+    plugin = PLUGIN_DOC[name]
+    assert [e['name'] for e in plugin['env']] == list(reversed(OPTIONS[name]['env']))
+    assert plugin['vars'] == [{'name': 'ansible_mde_%s' % name}]
+    assert plugin['ini'] == [{'section': 'defender_tvm', 'key': name}]
+
+
+def test_every_option_has_an_mde_env_var_and_azure_names_as_the_issue_lists():
+    for name, definition in OPTIONS.items():
+        assert definition['env'][0] == 'MDE_%s' % name.upper()
+    azure = dict((name, d['env'][1]) for name, d in OPTIONS.items() if len(d['env']) > 1)
+    assert azure == {
+        'tenant_id': 'AZURE_TENANT_ID', 'client_id': 'AZURE_CLIENT_ID', 'client_secret': 'AZURE_CLIENT_SECRET',
+        'client_certificate_path': 'AZURE_CLIENT_CERTIFICATE_PATH',
+        'client_certificate_password': 'AZURE_CLIENT_CERTIFICATE_PASSWORD',
+        'federated_token_file': 'AZURE_FEDERATED_TOKEN_FILE', 'authority_url': 'AZURE_AUTHORITY_HOST'}
+
+
+def test_argument_spec_marks_secrets_no_log_and_falls_back_to_env_in_order():
+    spec = argument_spec()
+    assert {n for n, s in spec.items() if s.get('no_log')} == {
+        'client_secret', 'client_certificate_password', 'access_token'}
+    assert spec['tenant_id']['fallback'][1] == ['MDE_TENANT_ID', 'AZURE_TENANT_ID']
+    assert 'env' not in spec['tenant_id']
+
+
+def test_module_env_fallback_prefers_mde_over_azure(monkeypatch):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    monkeypatch.setenv('AZURE_TENANT_ID', 'from-azure')
+    monkeypatch.setenv('MDE_TENANT_ID', 'from-mde')
+    monkeypatch.setenv('MDE_TIMEOUT', '7.5')
+    result = ArgumentSpecValidator(argument_spec()).validate({})
+    assert result.validated_parameters['tenant_id'] == 'from-mde'
+    assert result.validated_parameters['timeout'] == 7.5
+    monkeypatch.delenv('MDE_TENANT_ID')
+    assert ArgumentSpecValidator(argument_spec()).validate({}).validated_parameters['tenant_id'] == 'from-azure'
+
+
+@pytest.mark.parametrize('cloud', sorted(CLOUDS))
+def test_cloud_defaults(cloud):
+    settings = make_settings(cloud=cloud)
+    assert (settings.authority_url, settings.api_url, settings.scope) == CLOUDS[cloud]
+    assert settings.instance_discovery is True
+
+
+def test_cloud_hosts_are_the_documented_ones():
+    assert CLOUDS['gcc'][:2] == ('https://login.microsoftonline.com', 'https://api-gcc.securitycenter.microsoft.us')
+    assert CLOUDS['gcc_high'][:2] == ('https://login.microsoftonline.us', 'https://api-gov.securitycenter.microsoft.us')
+    assert CLOUDS['dod'] == CLOUDS['gcc_high']
+    assert CLOUDS['public'][2] == 'https://api.securitycenter.microsoft.com/.default'
+
+
+def test_overrides_win_over_cloud_defaults():
+    settings = make_settings(cloud='gcc_high', api_url='https://eu.api.security.microsoft.com/api/',
+                             authority_url='login.example.test', scope='api://x/.default')
+    assert settings.api_url == 'https://eu.api.security.microsoft.com'
+    assert settings.authority_url == 'https://login.example.test'  # AZURE_AUTHORITY_HOST is often a bare host
+    assert settings.scope == 'api://x/.default'
+    assert settings.instance_discovery is False  # a private authority: no discovery call to Microsoft
+
+
+@pytest.mark.parametrize('name', ['api_url', 'authority_url'])
+def test_plain_http_is_refused(name):
+    with pytest.raises(ConfigurationError, match='%s must be an https:// URL' % name):
+        make_settings(**{name: 'http://127.0.0.1:8080'})
+
+
+def test_no_credentials_says_which_options_and_env_vars_to_set():
+    with pytest.raises(ConfigurationError) as err:
+        Settings.from_adapter(OptionAdapter.from_dict({}))
+    message = str(err.value)
+    for word in ('tenant_id', 'client_id', 'client_secret', 'client_certificate_path', 'federated_token_file',
+                 'access_token', 'MDE_TENANT_ID', 'MDE_CLIENT_SECRET', 'MDE_ACCESS_TOKEN', 'AZURE_'):
+        assert word in message
+
+
+def test_empty_strings_count_as_unset():
+    with pytest.raises(ConfigurationError, match='No Defender credentials'):
+        Settings.from_adapter(OptionAdapter.from_dict({'tenant_id': TENANT, 'client_id': CLIENT, 'client_secret': '  '}))
+
+
+def test_two_credentials_are_refused_without_echoing_them():
+    with pytest.raises(ConfigurationError) as err:
+        make_settings(federated_token_file=__file__)
+    assert 'client_secret and federated_token_file' in str(err.value)
+    assert 's3cret-value' not in str(err.value)
+
+
+def test_access_token_alone_is_enough_and_wins():
+    settings = Settings.from_adapter(OptionAdapter.from_dict({'access_token': 'eyJ.abc'}))
+    assert settings.credential_type == 'access_token'
+    assert make_settings(access_token='eyJ.abc').credential_type == 'access_token'
+
+
+@pytest.mark.parametrize('missing', ['tenant_id', 'client_id'])
+def test_app_credentials_need_tenant_and_client(missing):
+    with pytest.raises(ConfigurationError, match='%s is required with client_secret' % missing):
+        make_settings(**{missing: None})
+
+
+def test_tenant_id_cannot_smuggle_a_path():
+    with pytest.raises(ConfigurationError, match='tenant_id must be'):
+        make_settings(tenant_id='x/../evil')
+
+
+@pytest.mark.parametrize('name,value,message', [
+    ('timeout', 0, 'timeout must be >= 0.001'),
+    ('max_concurrency', 0, 'max_concurrency must be between 1 and 64'),
+    ('max_concurrency', 65, 'max_concurrency must be between 1 and 64'),
+    ('requests_per_minute', -1, 'requests_per_minute must be >= 0'),
+    ('max_retries', -1, 'max_retries must be between 0 and 50'),
+    ('max_retries', 'many', 'max_retries must be a number'),
+    ('validate_certs', 'perhaps', 'validate_certs must be a boolean'),
+])
+def test_numbers_are_range_checked(name, value, message):
+    with pytest.raises(ConfigurationError, match=message):
+        make_settings(**{name: value})
+
+
+def test_strings_from_env_are_converted():
+    settings = make_settings(timeout='2.5', max_concurrency='3', requests_per_minute='0', validate_certs='no')
+    assert (settings.timeout, settings.max_concurrency, settings.requests_per_minute) == (2.5, 3, 0)
+    assert settings.verify is False
+
+
+def test_verify_follows_validate_certs_and_ca_path(tmp_path):
+    ca = tmp_path / 'ca.pem'
+    ca.write_text(u'x')
+    assert make_settings().verify is True
+    assert make_settings(ca_path=str(ca)).verify == str(ca)
+    assert make_settings(ca_path=str(ca), validate_certs=False).verify is False
+    with pytest.raises(ConfigurationError, match='ca_path .* is not a readable file'):
+        make_settings(ca_path=str(tmp_path / 'missing.pem'))
+
+
+def test_credential_files_must_exist(tmp_path):
+    with pytest.raises(ConfigurationError, match='federated_token_file .* does not exist'):
+        make_settings(client_secret=None, federated_token_file=str(tmp_path / 'nope'))

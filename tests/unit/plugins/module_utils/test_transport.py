@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+import requests
+
+from ansible_collections.defender.tvm.plugins.module_utils.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResponseError,
+    TransportError,
+)
+from ansible_collections.defender.tvm.plugins.module_utils.transport import Transport, VerifyingSession
+from ansible_collections.defender.tvm.tests.unit.conftest import FakeSession, FakeTokens, make_response, make_settings
+
+URL = 'https://api.security.microsoft.com/api/Software/microsoft-_-edge/getmissingkbs'
+OK = make_response(200, {'value': []})
+
+
+def transport(answers, tokens=None, **options):
+    sleeps = []
+    now = [0.0]
+    session = FakeSession(answers)
+    t = Transport(make_settings(**options), session, tokens or FakeTokens(),
+                  sleep=sleeps.append, clock=lambda: now[0])
+    t.waits = []
+
+    def advance(seconds):  # the pacer waits on a fake clock
+        assert seconds is not None
+        t.waits.append(seconds)
+        now[0] += seconds
+
+    t.pacer._wait = advance
+    return t, session, sleeps
+
+
+def call(t):
+    return t.get_json(URL, 'Getting the missing KBs of software microsoft-_-edge', 'Software.Read.All',
+                      resource_id='microsoft-_-edge')
+
+
+def error_body(code, message):
+    return {'error': {'code': code, 'message': message, 'target': 'c0ffee'}}
+
+
+def test_success_sends_the_bearer_token():
+    t, session, dummy = transport([OK])
+    assert call(t) == {'value': []}
+    assert session.calls[0][1]['Authorization'] == 'Bearer token-1'
+
+
+def test_429_waits_as_retry_after_says_and_pauses_everyone():
+    t, session, sleeps = transport([make_response(429, error_body('TooManyRequests', 'slow down'),
+                                                  headers={'Retry-After': '7'}), OK])
+    assert call(t) == {'value': []}
+    assert t.pacer._paused_until == 7.0  # every worker waits, not only this one
+    assert t.waits == [7.0]
+    assert t.throttled == 1 and len(session.calls) == 2
+
+
+def test_429_without_retry_after_still_backs_off():
+    t, dummy, dummy2 = transport([make_response(429, {}), OK])
+    call(t)
+    assert t.pacer._paused_until >= 1.0
+
+
+@pytest.mark.parametrize('status', [500, 502, 503, 504])
+def test_transient_5xx_is_retried_with_exponential_backoff(status):
+    t, session, sleeps = transport([make_response(status, {})] * 3 + [OK])
+    assert call(t) == {'value': []}
+    assert len(session.calls) == 4
+    assert sleeps == [1.0, 2.0]  # urllib3 Retry: no wait before the 1st retry, then 0.5 * 2^n
+
+
+def test_backoff_is_capped():
+    t, dummy, sleeps = transport([make_response(503, {})] * 11 + [OK], max_retries=12)
+    call(t)
+    assert max(sleeps) == 30.0
+
+
+def test_retries_are_bounded_and_the_error_says_so():
+    t, session, dummy = transport([make_response(503, error_body('ServiceUnavailable', 'busy'))] * 3, max_retries=2)
+    with pytest.raises(TransportError) as err:
+        call(t)
+    assert len(session.calls) == 3
+    assert 'HTTP 503' in str(err.value) and 'after 3 attempts' in str(err.value) and 'busy' in str(err.value)
+
+
+def test_persistent_429_suggests_lowering_the_rate():
+    t, dummy, dummy2 = transport([make_response(429, {}, headers={'Retry-After': '1'})] * 2, max_retries=1)
+    with pytest.raises(TransportError, match='requests_per_minute'):
+        call(t)
+
+
+def test_connection_errors_are_retried():
+    t, session, dummy = transport([requests.exceptions.ConnectionError('reset'), OK])
+    assert call(t) == {'value': []}
+    assert len(session.calls) == 2
+
+
+def test_connection_errors_give_up_with_a_clear_message():
+    t, dummy, dummy2 = transport([requests.exceptions.ConnectionError('refused')] * 2, max_retries=1)
+    with pytest.raises(TransportError, match=r'Cannot connect to https://api.security.microsoft.com .*gave up after 2'):
+        call(t)
+
+
+def test_tls_failures_are_not_retried_and_name_the_fix():
+    t, session, dummy = transport([requests.exceptions.SSLError('CERTIFICATE_VERIFY_FAILED')])
+    with pytest.raises(TransportError) as err:
+        call(t)
+    assert len(session.calls) == 1
+    for word in ('certificate problem', 'ca_path', 'validate_certs', 'CERTIFICATE_VERIFY_FAILED'):
+        assert word in str(err.value)
+
+
+def test_401_gets_one_fresh_token_then_succeeds():
+    tokens = FakeTokens()
+    t, session, dummy = transport([make_response(401, error_body('Unauthorized', 'expired')), OK], tokens=tokens)
+    assert call(t) == {'value': []}
+    assert tokens.refreshes == 1
+    assert session.calls[1][1]['Authorization'] == 'Bearer token-2'
+
+
+def test_401_twice_is_an_authentication_error():
+    t, dummy, dummy2 = transport([make_response(401, {})] * 2)
+    with pytest.raises(AuthenticationError, match='rejected a freshly issued token'):
+        call(t)
+
+
+def test_401_with_a_static_token_says_to_get_a_new_one():
+    t, dummy, dummy2 = transport([make_response(401, {})], tokens=FakeTokens(refreshable=False))
+    with pytest.raises(AuthenticationError):
+        call(t)
+
+
+def test_403_names_the_permission():
+    body = error_body('Forbidden', 'The application does not have any of the required application permissions '
+                                   '(Software.Read.All) to access the resource.')
+    t, dummy, dummy2 = transport([make_response(403, body)])
+    with pytest.raises(PermissionDeniedError) as err:
+        call(t)
+    assert 'application permission Software.Read.All' in str(err.value)
+    assert 'admin consent' in str(err.value)
+
+
+def test_404_names_the_id():
+    t, dummy, dummy2 = transport([make_response(404, error_body('ResourceNotFound', 'Software x was not found'))])
+    with pytest.raises(NotFoundError) as err:
+        call(t)
+    assert err.value.resource_id == 'microsoft-_-edge'
+    assert 'microsoft-_-edge was not found' in str(err.value)
+
+
+def test_400_shows_the_server_code_and_message():
+    t, dummy, dummy2 = transport([make_response(400, error_body('ODataError', 'Invalid filter'))])
+    with pytest.raises(ResponseError, match=r'HTTP 400 \(ODataError: Invalid filter\).*filter syntax'):
+        call(t)
+
+
+def test_malformed_bodies_are_retried_then_reported():
+    t, session, dummy = transport([make_response(200, text='{"value": [')] * 2 + [OK])
+    assert call(t) == {'value': []}
+    t, session, dummy = transport([make_response(200, text='{"value": [')] * 2, max_retries=1)
+    with pytest.raises(ResponseError, match='not valid JSON'):
+        call(t)
+
+
+def test_every_attempt_goes_through_the_pacer():
+    t, session, dummy = transport([make_response(503, {}), OK], requests_per_minute=1)
+    call(t)
+    # a budget of 1 per minute: the retry waits a window after the first response
+    assert t.waits == [60.0] and len(session.calls) == 2
+
+
+def test_session_forces_verification_over_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', '/etc/ssl/certs/ca-certificates.crt')
+    seen = {}
+
+    def fake_request(self, method, url, **kwargs):
+        seen.update(kwargs)
+        return 'sent'
+
+    monkeypatch.setattr(requests.Session, 'request', fake_request)
+    session = VerifyingSession(str(tmp_path / 'ca.pem'), 12.0, 8, 'ua')
+    assert session.request('GET', 'https://x') == 'sent'
+    assert seen['verify'] == str(tmp_path / 'ca.pem') and seen['timeout'] == 12.0
+    VerifyingSession(False, 1, 8, 'ua').request('POST', 'https://x')
+    assert seen['verify'] is False
+    adapter = session.get_adapter('https://x')
+    assert adapter._pool_maxsize >= 8
