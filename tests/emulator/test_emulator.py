@@ -703,3 +703,15 @@ def test_cli(tmp_path):
             rest, stderr = process.communicate(timeout=10)
         assert process.returncode == 0, stderr
         assert rest == ""  # exactly one line on stdout
+
+
+def test_revoke_after_api_requests_lands_mid_run(tmp_path):
+    with Emulator(str(tmp_path), revoke_after_api_requests=2) as emu:
+        token = emu.issue_token("secret")["access_token"]
+        url = emu.url + "/api/Software/microsoft-_-windows_11"
+        headers = {"Authorization": "Bearer " + token}
+        assert requests.get(url, headers=headers, verify=emu.ca_path).status_code == 200
+        assert requests.get(url, headers=headers, verify=emu.ca_path).status_code == 401
+        fresh = emu.issue_token("secret")["access_token"]
+        assert requests.get(url, headers={"Authorization": "Bearer " + fresh}, verify=emu.ca_path).status_code == 200
+        assert emu.stats()["faults_injected"]["revocation"] == 1

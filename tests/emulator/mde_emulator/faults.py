@@ -32,6 +32,8 @@ DEFAULT_FAULTS = {
     "page_size": 0,
     "nextlink_base": None,
     "token_lifetime_s": 3599,
+    # The N-th API request from now finds every token issued so far revoked (then back to 0).
+    "revoke_after_api_requests": 0,
 }
 FAULT_KEYS = tuple(DEFAULT_FAULTS)
 WINDOW_S = 60.0
@@ -87,7 +89,8 @@ def normalize_faults(values):
             clean[key] = _number(key, value)
         elif key in ("error_rate_429", "error_rate_5xx", "malformed_rate"):
             clean[key] = _number(key, value, 0.0, 1.0)
-        elif key in ("rate_limit_per_minute", "drop_next", "malformed_next", "page_size", "retry_after_s"):
+        elif key in ("rate_limit_per_minute", "drop_next", "malformed_next", "page_size", "retry_after_s",
+                     "revoke_after_api_requests"):
             clean[key] = _number(key, value, 0, None, True)
         elif key == "token_lifetime_s":
             clean[key] = _number(key, value, 1, None, True)
@@ -213,6 +216,18 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
         return now, window
 
     # -- API requests ---------------------------------------------------------------------------
+
+    def take_revocation(self):
+        """True when this API arrival is the one ``revoke_after_api_requests`` counts down to."""
+        with self._lock:
+            remaining = self._faults["revoke_after_api_requests"]
+            if remaining <= 0:
+                return False
+            self._faults["revoke_after_api_requests"] = remaining - 1
+            if remaining == 1:
+                self._count("faults_injected", "revocation")
+                return True
+            return False
 
     def api_begin(self, raw_path, rate_key):
         """Count an API arrival and decide which fault (if any) answers it."""

@@ -206,6 +206,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _api(self, raw_path, path, query, route_name, ids):  # pylint: disable=too-many-arguments,too-many-positional-arguments,too-many-locals
         emulator = self.server.emulator
+        if emulator.traffic.take_revocation():
+            emulator.revoke_tokens()  # before this request's token is checked
         claims, reason, client_id, rate_key = self._authenticate()
         plan = emulator.traffic.api_begin(raw_path, rate_key)
         # Stats are recorded before the response is written, so a client that reads
