@@ -178,9 +178,18 @@ class MsalTokenProvider:
         try:
             return msal.ConfidentialClientApplication(settings.client_id, **kwargs)
         except ValueError as exc:
-            raise AuthenticationError(
-                "Cannot use the authority %s/%s: %s. Check tenant_id, authority_url and cloud."
-                % (settings.authority_url, settings.tenant_id, exc))
+            raise AuthenticationError(self._discovery_error(kwargs['authority'], exc))
+
+    def _discovery_error(self, authority, exc):
+        """MSAL drops Entra's error body when OIDC discovery fails; fetch it again for the AADSTS code."""
+        try:
+            body = self._http_client.get(authority + '/v2.0/.well-known/openid-configuration').json()
+        except Exception:  # pylint: disable=broad-except
+            body = None
+        if isinstance(body, dict) and body.get('error'):
+            return entra_error_message(body)
+        return ("Cannot use the authority %s: %s. Check tenant_id, authority_url and cloud."
+                % (authority, str(exc).splitlines()[0]))
 
     def _acquire(self):
         if self._app is None:

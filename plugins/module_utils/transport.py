@@ -99,13 +99,13 @@ def _reason(exc):
     reason = exc
     while True:
         inner = getattr(reason, 'reason', None)
-        if inner is None and reason.args and isinstance(reason.args[0], Exception):
+        if not isinstance(inner, Exception) and reason.args and isinstance(reason.args[0], Exception):
             inner = reason.args[0]
-        if inner is None or inner is reason:
+        if not isinstance(inner, Exception) or inner is reason:
             break
         reason = inner
-    text = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
-    return text
+    text = str(reason).strip()
+    return text.splitlines()[0] if text else type(reason).__name__
 
 
 def _make_retry(max_retries):

@@ -26,10 +26,17 @@ display = Display()
 class DefenderLookupBase(LookupBase):
     """Resolve options (kwargs > ansible_mde_* vars > env > ansible.cfg > defaults), then query."""
 
+    VARIABLE_PREFIX = 'ansible_mde_'
+
+    def _option_variables(self, variables):
+        """The ansible_mde_* variables, templated: Ansible hands lookups the raw values."""
+        return dict((name, self._templar.template(value)) for name, value in (variables or {}).items()
+                    if name.startswith(self.VARIABLE_PREFIX))
+
     def run_query(self, variables, kwargs, query):
         if transport.REQUESTS_IMPORT_ERROR:
             raise AnsibleError("The %s lookup needs the Python library 'requests' on the controller" % self._load_name)
-        self.set_options(var_options=variables, direct=kwargs)
+        self.set_options(var_options=self._option_variables(variables), direct=kwargs)
         client = None
         try:
             client = DefenderClient(Settings.from_adapter(OptionAdapter.from_plugin(self)), warn=display.warning)

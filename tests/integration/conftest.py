@@ -96,9 +96,13 @@ class Ansible:
         base.update(env if env is not None else self.credentials())
         variables = {'out': out_file}
         variables.update(extra_vars or {})
+        # From a file: ansible-playbook -vvvv echoes its command line, which would show any secret.
+        vars_file = str(self.tmp_path / ('%s.vars.json' % playbook))
+        with open(vars_file, 'w') as handle:
+            json.dump(variables, handle)
         command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
                    '-i', 'localhost,', '-c', 'local', os.path.join(PLAYBOOKS, playbook + '.yml'),
-                   '-e', json.dumps(variables)] + list(args)
+                   '-e', '@' + vars_file] + list(args)
         if verbosity:
             command.append('-' + 'v' * verbosity)
         if check:
