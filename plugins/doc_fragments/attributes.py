@@ -17,6 +17,9 @@ attributes:
     details: The module only reads from the Defender API, so it behaves the same in check mode.
   diff_mode:
     support: none
+  platform:
+    platforms: all
+    details: The module talks to the Defender API over HTTPS; run it on the controller (delegate_to localhost).
   action_group:
     description: Use C(group/defender.tvm.all) in C(module_defaults) to set the shared options once.
     support: full

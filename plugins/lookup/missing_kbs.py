@@ -18,7 +18,7 @@ description:
     queried with one token, concurrently and paced under the API's call budget.
   - Requires the application permission C(Software.Read.All) of the C(WindowsDefenderATP) API.
 author:
-  - defender.tvm contributors
+  - defender.tvm maintainers (@defender-tvm)
 options:
   _terms:
     description:

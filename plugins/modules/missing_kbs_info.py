@@ -23,7 +23,7 @@ description:
   - Requires the application permission C(Software.Read.All) of the C(WindowsDefenderATP) API;
     resolving devices by computer name also needs C(Machine.Read.All).
 author:
-  - defender.tvm contributors
+  - defender.tvm maintainers (@defender-tvm)
 options:
   software_ids:
     description:

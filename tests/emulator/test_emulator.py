@@ -169,7 +169,7 @@ def test_state_is_reused_and_stop_closes_socket(state_dir, tmp_path):
 
 def test_keep_alive_reuses_one_tls_connection(emu, http):
     headers = bearer(emu)
-    for _ in range(5):
+    for dummy in range(5):
         assert http.get(emu.url + "/api/Software", headers=headers).status_code == 200
     # An admin poll on its own connection counts as a connection but not as client traffic.
     stats = requests.get(emu.url + "/_emulator/stats", verify=emu.ca_path, timeout=5).json()
@@ -528,7 +528,7 @@ def test_rate_limit_sliding_window(emu, http, clock):
     other = bearer(emu, "softwareonly")
     url = emu.url + "/api/Software"
     statuses = []
-    for _ in range(3):
+    for dummy in range(3):
         statuses.append(http.get(url, headers=headers).status_code)
         clock.advance(10)
     assert statuses == [200, 200, 200]                 # arrivals at t=0, 10, 20
@@ -556,7 +556,7 @@ def test_random_429_and_5xx(emu, http):
     emu.configure(error_rate_429=0.0, error_rate_5xx=1.0, error_statuses_5xx=[503])
     assert_api_error(api(http, emu, "/api/Software"), 503, "ServiceUnavailable")
     emu.configure(error_rate_5xx=0.5, error_statuses_5xx=[500, 502])
-    statuses = {api(http, emu, "/api/Software").status_code for _ in range(30)}
+    statuses = {api(http, emu, "/api/Software").status_code for dummy in range(30)}
     assert statuses == {200, 500, 502}
 
 
@@ -565,7 +565,7 @@ def test_fail_next(emu, http):
                              {"path_regex": "/api/machines$", "status": 500, "body": "<html>oops</html>"},
                              {"path_regex": "token", "status": 503, "target": "token"}])
     assert api(http, emu, "/api/Software/" + WIN10).status_code == 200
-    for _ in range(2):
+    for dummy in range(2):
         response = api(http, emu, f"/api/Software/{WIN10}/getmissingkbs")
         assert_api_error(response, 503, "ServiceUnavailable")
         assert response.headers["Retry-After"] == "2"
@@ -603,7 +603,7 @@ def test_latency_and_max_concurrent(emu):
     emu.configure(latency_ms=300)
     headers = bearer(emu)
 
-    def call(_):
+    def call(dummy):
         with VerifyingSession(emu.ca_path) as session:
             started = time.monotonic()
             status = session.get(emu.url + "/api/Software", headers=headers).status_code

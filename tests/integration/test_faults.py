@@ -12,14 +12,14 @@ import pytest
 
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records, synthetic_software
 
-IDS = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-office', 'microsoft-_-sql_server']
+IDS = ('microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-office', 'microsoft-_-sql_server')
 MISSING_KBS = r'/getmissingkbs'
 
 
 def assert_complete(run, emulator, ids=IDS):
     assert run.rc == 0, run
     assert not run.result.get('failed'), run.result
-    assert [r['software_id'] for r in run.result['results']] == ids
+    assert [r['software_id'] for r in run.result['results']] == list(ids)
     for entry in run.result['results']:
         assert entry['missing_kbs'] == expected_records(emulator.data['software'][entry['software_id']]['missing_kbs'])
 
@@ -32,33 +32,33 @@ def fail_next(status, count, **extra):
 
 def test_429_is_retried_after_retry_after(ansible, emulator):
     emulator.configure(fail_next=fail_next(429, 2, retry_after=1))
-    assert_complete(ansible.run('module', extra_vars={'software_ids': IDS}), emulator)
+    assert_complete(ansible.run('module', extra_vars={'software_ids': list(IDS)}), emulator)
     assert emulator.stats()['status_counts']['429'] == 2
 
 
 @pytest.mark.parametrize('status', [500, 502, 503, 504])
 def test_transient_server_errors_are_retried(ansible, emulator, status):
     emulator.configure(fail_next=fail_next(status, 2))
-    assert_complete(ansible.run('module', extra_vars={'software_ids': IDS}), emulator)
+    assert_complete(ansible.run('module', extra_vars={'software_ids': list(IDS)}), emulator)
     assert emulator.stats()['status_counts'][str(status)] == 2
 
 
 def test_dropped_connections_are_retried(ansible, emulator):
     emulator.configure(drop_next=2)
-    assert_complete(ansible.run('module', extra_vars={'software_ids': IDS}), emulator)
+    assert_complete(ansible.run('module', extra_vars={'software_ids': list(IDS)}), emulator)
     assert emulator.stats()['dropped'] == 2
 
 
 def test_malformed_bodies_are_retried(ansible, emulator):
     emulator.configure(malformed_next=2)
-    assert_complete(ansible.run('module', extra_vars={'software_ids': IDS}), emulator)
+    assert_complete(ansible.run('module', extra_vars={'software_ids': list(IDS)}), emulator)
     assert emulator.stats()['malformed'] == 2
 
 
 @pytest.mark.parametrize('playbook', ['module', 'lookup'])
 def test_retries_run_out_with_a_clear_message(ansible, emulator, playbook):
     emulator.configure(fail_next=fail_next(503, 50))
-    run = ansible.run(playbook, extra_vars={'software_ids': IDS[:1], 'terms': IDS[:1],
+    run = ansible.run(playbook, extra_vars={'software_ids': list(IDS)[:1], 'terms': IDS[:1],
                                             'mde_max_retries': 2, 'lookup_kwargs': {'max_retries': 2}})
     assert run.result['failed'] is True
     assert 'HTTP 503' in run.result['msg'] and 'after 3 attempts' in run.result['msg']
@@ -67,7 +67,7 @@ def test_retries_run_out_with_a_clear_message(ansible, emulator, playbook):
 
 def test_paged_answers_are_followed_to_the_end(ansible, emulator):
     emulator.configure(page_size=1)
-    assert_complete(ansible.run('module', extra_vars={'software_ids': IDS}), emulator)
+    assert_complete(ansible.run('module', extra_vars={'software_ids': list(IDS)}), emulator)
     total_kbs = sum(len(emulator.data['software'][i]['missing_kbs']) for i in IDS)
     assert emulator.stats()['api_by_route']['software_missing_kbs'] >= total_kbs
 
@@ -82,14 +82,14 @@ def test_paged_device_answers_too(ansible, emulator):
 
 def test_a_next_link_to_another_host_is_refused(ansible, emulator):
     emulator.configure(page_size=1, nextlink_base='https://attacker.example.invalid')
-    run = ansible.run('module', extra_vars={'software_ids': IDS[:1]})
+    run = ansible.run('module', extra_vars={'software_ids': list(IDS)[:1]})
     assert run.result['failed'] is True
     assert 'another host (attacker.example.invalid)' in run.result['msg']
 
 
 def test_token_revoked_mid_run_is_replaced_once(ansible, emulator):
     emulator.configure(revoke_after_api_requests=3)
-    assert_complete(ansible.run('module', extra_vars={'software_ids': IDS, 'mde_max_concurrency': 1}), emulator)
+    assert_complete(ansible.run('module', extra_vars={'software_ids': list(IDS), 'mde_max_concurrency': 1}), emulator)
     stats = emulator.stats()
     assert stats['token_requests'] == 2
     assert stats['status_counts']['401'] == 1

@@ -57,10 +57,10 @@ def test_lookup_reads_ansible_mde_variables(ansible, emulator):
 def test_lookup_reads_ansible_cfg(ansible, emulator, tmp_path):
     app = emulator.clients['secret']
     cfg = tmp_path / 'ansible.cfg'
+    settings = (emulator.tenant_id, app['client_id'], app['client_secret'], emulator.url, emulator.url,
+                emulator.ca_path)
     cfg.write_text(u'[defender_tvm]\ntenant_id = %s\nclient_id = %s\nclient_secret = %s\napi_url = %s\n'
-                   u'authority_url = %s\nca_path = %s\n' % (emulator.tenant_id, app['client_id'],
-                                                           app['client_secret'], emulator.url, emulator.url,
-                                                           emulator.ca_path))
+                   u'authority_url = %s\nca_path = %s\n' % settings)
     run = ansible.run('lookup', env={'ANSIBLE_CONFIG': str(cfg)}, extra_vars={'terms': IDS[:1]})
     assert run.rc == 0, run
     assert run.result['records'] == expected_flat(emulator, IDS[:1])

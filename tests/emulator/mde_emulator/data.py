@@ -240,7 +240,7 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
             hosts = rng.sample(machine_ids, k=min(len(machine_ids), rng.randint(1, 3)))
             for mid in hosts:
                 self.machine_software[mid].append(sid)
-            for _ in range(rng.randint(1, 5)):
+            for dummy in range(rng.randint(1, 5)):
                 if extra_kbs and rng.random() < 0.1:
                     kb = rng.choice(extra_kbs)  # an update shipped for several products
                     if name not in self.kbs[kb]["productsNames"]:

@@ -51,7 +51,7 @@ class _Parser:  # pylint: disable=too-few-public-methods
         return token
 
     def _field(self):
-        _, name, _ = self._next("word")
+        dummy, name, dummy2 = self._next("word")
         if name.lower() not in self.fields:
             raise FilterError(f"Could not find a property named '{name}' on type '{self.type_name}'.")
         return self.fields[name.lower()]
@@ -78,7 +78,7 @@ class _Parser:  # pylint: disable=too-few-public-methods
         return parts[0] if len(parts) == 1 else (lambda item: all(p(item) for p in parts))
 
     def _term(self):
-        kind, value, _ = self._peek()
+        kind, value, dummy = self._peek()
         if kind == "punct" and value == "(":
             self.index += 1
             inner = self._or()

@@ -161,7 +161,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self):
         raw_path = self.path
-        path, _, query = raw_path.partition("?")
+        path, dummy, query = raw_path.partition("?")
         try:
             body = self._read_body()
         except ValueError:
@@ -252,7 +252,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if header[:6].lower() != "basic ":
             return None
         try:
-            user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+            user, dummy, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
         return urllib.parse.unquote_plus(user), urllib.parse.unquote_plus(password)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Set up everything the demo and the tests need, from the package registries only:
+# a virtualenv in .venv with ansible-core, msal, requests and the test tools, and the offline
+# get-pip stand-in that ansible-test needs for its sanity venvs.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="${DEFENDER_TVM_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+
+mkdir -p "$HOME/.ansible/test/cache"
+for version in 24_2 25_2; do
+    cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"
+done
+"$VENV/bin/python" -c "import ansible, msal, requests; print('ready: ansible-core', ansible.__version__, '- msal', msal.__version__, '- requests', requests.__version__)"

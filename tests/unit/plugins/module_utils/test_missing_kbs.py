@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+import pytest
+
+from ansible_collections.defender.tvm.plugins.module_utils.client import DefenderClient
+from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError, ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern, normalize_kb, query_missing_kbs
+from ansible_collections.defender.tvm.tests.unit.conftest import make_settings
+
+DEVICE_A = 'a' * 40
+DEVICE_B = 'b' * 40
+
+
+def fix(kb, cves, missed=1, products=('windows_11',), name=None):
+    return {'id': kb, 'name': name or 'Update %s' % kb, 'productsNames': list(products),
+            'url': 'https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB%s' % kb,
+            'machineMissedOn': missed, 'cveAddressed': cves}
+
+
+class FakeApi(DefenderClient):
+    """The real client with the network replaced by a dict of path -> collection (or None for 404)."""
+
+    def __init__(self, software=None, machines=None, names=None):
+        super(FakeApi, self).__init__(make_settings(max_concurrency=1))
+        self.software = software or {}
+        self.machines = machines or {}
+        self.names = names or {}
+        self.requested = []
+
+    def get(self, url, what, permission, resource_id=None):
+        self.requested.append(url)
+        name = url.rsplit('/', 1)[1]
+        if name.lower() not in self.names:
+            raise NotFoundError('%s not found' % name, resource_id)
+        return {'id': self.names[name.lower()], 'computerDnsName': name.lower()}
+
+    def get_collection(self, url, what, permission, resource_id=None):
+        self.requested.append(url)
+        parts = url.split('/')
+        table = self.software if parts[-3] == 'Software' else self.machines
+        if parts[-2] not in table:
+            raise NotFoundError('%s not found' % parts[-2], resource_id)
+        return table[parts[-2]]
+
+
+def test_normalize_adds_the_kb_form_and_snake_case():
+    assert normalize_kb(fix('4540673', 14, 240, ['edge'], 'March 2020 Security Updates')) == {
+        'id': '4540673', 'kb': 'KB4540673', 'name': 'March 2020 Security Updates', 'products_names': ['edge'],
+        'url': 'https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB4540673', 'machine_missed_on': 240,
+        'cve_addressed': 14}
+
+
+def test_normalize_tolerates_prefixes_and_string_numbers():
+    record = normalize_kb({'id': 'kb5001', 'machineMissedOn': '3', 'cveAddressed': None})
+    assert (record['id'], record['kb'], record['machine_missed_on'], record['cve_addressed']) == ('5001', 'KB5001', 3, 0)
+    with pytest.raises(ResponseError, match='without an id'):
+        normalize_kb({'name': 'x'})
+
+
+def test_accept_patterns_are_anchored_and_escaped():
+    pattern = accept_pattern({'kb': 'KB4540673'})
+    assert pattern == '^KB4540673$'
+    assert re.search(pattern, 'kb4540673', re.IGNORECASE)
+    assert not re.search(pattern, 'KB45406730') and not re.search('^KB45406$', 'KB4540673')
+
+
+def test_software_answers_are_merged_each_kb_once():
+    api = FakeApi(software={
+        'microsoft-_-windows_11': [fix('5001', 10, 4), fix('5003', 30, 2)],
+        'microsoft-_-.net_framework': [fix('5001', 12, 6, ['.net_framework']), fix('5002', 5, 1, ['.net_framework'])],
+        'google-_-chrome': [],
+    })
+    ids = ['microsoft-_-windows_11', 'microsoft-_-.net_framework', 'google-_-chrome']
+    answer = query_missing_kbs(api, software_ids=ids)
+    assert [r['software_id'] for r in answer['results']] == ids
+    assert [kb['id'] for kb in answer['results'][0]['missing_kbs']] == ['5003', '5001']  # most CVEs first
+    merged = dict((kb['id'], kb) for kb in answer['missing_kbs'])
+    assert [kb['id'] for kb in answer['missing_kbs']] == ['5003', '5001', '5002']
+    assert merged['5001']['software_ids'] == ['microsoft-_-windows_11', 'microsoft-_-.net_framework']
+    assert merged['5001']['products_names'] == ['windows_11', '.net_framework']
+    assert (merged['5001']['cve_addressed'], merged['5001']['machine_missed_on']) == (12, 6)
+    assert answer['accept_list'] == ['^KB5003$', '^KB5001$', '^KB5002$']
+    assert answer['not_found'] == []
+    for entry in answer['results']:
+        assert 'failed' not in entry and 'skipped' not in entry  # Ansible's loop-result keys
+
+
+def test_unknown_ids_are_all_named_or_listed():
+    api = FakeApi(software={'a-_-b': [fix('1', 1)]})
+    with pytest.raises(NotFoundError) as err:
+        query_missing_kbs(api, software_ids=['x-_-y', 'a-_-b', 'z-_-w'])
+    assert 'x-_-y, z-_-w' in str(err.value) and 'ignore_unknown' in str(err.value)
+    answer = query_missing_kbs(api, software_ids=['x-_-y', 'a-_-b', 'z-_-w'], ignore_unknown=True)
+    assert answer['not_found'] == ['x-_-y', 'z-_-w']
+    assert [r['software_id'] for r in answer['results']] == ['a-_-b']
+
+
+def test_devices_by_id_and_by_name():
+    api = FakeApi(machines={DEVICE_A: [fix('7', 3)], DEVICE_B: [fix('7', 3), fix('8', 9)]},
+                  names={'srv01.contoso.local': DEVICE_B})
+    answer = query_missing_kbs(api, machine_ids=[DEVICE_A, 'SRV01.contoso.local'])
+    assert [(r['machine_id'], r['requested'], r['computer_dns_name']) for r in answer['results']] == [
+        (DEVICE_A, DEVICE_A, None), (DEVICE_B, 'SRV01.contoso.local', 'srv01.contoso.local')]
+    merged = dict((kb['id'], kb) for kb in answer['missing_kbs'])
+    assert merged['7']['machine_ids'] == [DEVICE_A, DEVICE_B] and merged['7']['machine_missed_on'] == 2
+    assert merged['8']['machine_ids'] == [DEVICE_B] and merged['8']['machine_missed_on'] == 1
+    assert 'software_ids' not in merged['7']
+    # a device ID is used as is; only the name is resolved
+    assert [u.split('/api/')[1] for u in api.requested] == [
+        'machines/%s/getmissingkbs' % DEVICE_A, 'machines/SRV01.contoso.local',
+        'machines/%s/getmissingkbs' % DEVICE_B]
+
+
+def test_unknown_device_names_are_not_found():
+    api = FakeApi(machines={DEVICE_A: []})
+    answer = query_missing_kbs(api, machine_ids=['ghost.contoso.local', DEVICE_A], ignore_unknown=True)
+    assert answer['not_found'] == ['ghost.contoso.local']
