@@ -17,6 +17,14 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
 
+# ansible-test sanity lints the shell scripts with shellcheck when it is installed; install it
+# where we can (CI runs as root on Debian), else the sanity run only warns.
+if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q shellcheck >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q shellcheck >/dev/null 2>&1; } \
+        || echo "note: could not install shellcheck; sanity will skip it"
+fi
+
 mkdir -p "$HOME/.ansible/test/cache"
 for version in 24_2 25_2; do
     cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"
