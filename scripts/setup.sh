@@ -29,4 +29,20 @@ mkdir -p "$HOME/.ansible/test/cache"
 for version in 24_2 25_2; do
     cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"
 done
+# ansible.windows (for win_updates' argument spec, ansible-doc and lint): Galaxy is out of reach,
+# but the `ansible` package on PyPI bundles it. Extract just that collection, from a pinned release.
+ANSIBLE_PACKAGE="ansible==12.3.0"   # bundles ansible.windows 3.3.0
+WINDOWS_COLLECTIONS="$ROOT/.work/ansible_windows"
+if [ ! -f "$WINDOWS_COLLECTIONS/ansible_collections/ansible/windows/MANIFEST.json" ]; then
+    rm -rf "$ROOT/.work/wheel" "$WINDOWS_COLLECTIONS"
+    "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps -d "$ROOT/.work/wheel" "$ANSIBLE_PACKAGE"
+    "$VENV/bin/python" - "$ROOT/.work/wheel" "$WINDOWS_COLLECTIONS" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + '/ansible-*.whl')[0]
+with zipfile.ZipFile(wheel) as archive:
+    archive.extractall(sys.argv[2], [n for n in archive.namelist() if n.startswith('ansible_collections/ansible/windows/')])
+PY
+    rm -rf "$ROOT/.work/wheel"
+fi
+
 "$VENV/bin/python" -c "import ansible, msal, requests; print('ready: ansible-core', ansible.__version__, '- msal', msal.__version__, '- requests', requests.__version__)"

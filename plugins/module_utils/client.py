@@ -48,6 +48,11 @@ def path_segment(value, name='ID'):
     return quote(text, safe='')
 
 
+def odata_string(value):
+    """An OData string literal: single quotes doubled, so a value cannot end the literal."""
+    return "'%s'" % value.replace("'", "''")
+
+
 def clean_ids(values, name):
     """Validate every ID before any network call; strip blanks around them, drop repeats."""
     if not values:

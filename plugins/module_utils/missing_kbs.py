@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids
+from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids, odata_string
 from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError, ResponseError
 
 SOFTWARE_PERMISSION = 'Software.Read.All'
@@ -74,21 +74,46 @@ def _software_query(client, software_id):
     return {'software_id': software_id, 'missing_kbs': kbs}
 
 
+def resolve_device(client, name):
+    """``(device ID, computer DNS name)`` for a computer name, FQDN or short; None if unknown.
+
+    ``GET /api/machines/{name}`` takes the name Defender knows, usually the FQDN. A short name
+    falls back to listing the devices whose name starts with ``<name>.``; both need
+    Machine.Read.All. Two devices with that short name are an error, not a guess.
+    """
+    try:
+        machine = client.get(client.url('machines', ('machine name', name)), "Resolving device %s" % name,
+                             MACHINE_PERMISSION, resource_id=name)
+    except NotFoundError:
+        machine = None
+    if machine is None and '.' not in name:
+        url = client.url('machines', **{'$filter': 'startswith(computerDnsName,%s)' % odata_string(name + '.')})
+        try:
+            listed = client.get_collection(url, "Looking up device %s by short name" % name, MACHINE_PERMISSION,
+                                           resource_id=name)
+        except NotFoundError:  # the API answers 404 when it has no device to list
+            listed = []
+        matches = [m for m in listed if (m.get('computerDnsName') or '').split('.')[0].lower() == name.lower()]
+        if len(matches) > 1:
+            raise ResponseError("The short name %s matches several devices (%s); give the FQDN"
+                                % (name, ', '.join(sorted(m.get('computerDnsName') or m.get('id') for m in matches))))
+        machine = matches[0] if matches else None
+    if machine is None:
+        return None
+    if not isinstance(machine, dict) or not machine.get('id'):
+        raise ResponseError("Defender returned no device ID for %s" % name)
+    return machine['id'], machine.get('computerDnsName')
+
+
 def _machine_query(client, requested):
-    """Missing KBs of one device, given its Defender device ID or its computer DNS name."""
+    """Missing KBs of one device, given its Defender device ID or its computer name."""
     computer_dns_name = None
     device_id = requested
     if not DEVICE_ID_RE.match(requested):
-        # GET /api/machines/{id} also takes a computer name (needs Machine.Read.All).
-        try:
-            machine = client.get(client.url('machines', ('machine name', requested)),
-                                 "Resolving device %s" % requested, MACHINE_PERMISSION, resource_id=requested)
-        except NotFoundError:
+        device = resolve_device(client, requested)
+        if device is None:
             return None
-        if not isinstance(machine, dict) or not machine.get('id'):
-            raise ResponseError("Defender returned no device ID for %s" % requested)
-        device_id = machine['id']
-        computer_dns_name = machine.get('computerDnsName')
+        device_id, computer_dns_name = device
     url = client.url('machines', ('device ID', device_id), 'getmissingkbs')
     try:
         kbs = _fetch_kbs(client, url, "Getting the missing KBs of device %s" % requested, requested)

@@ -36,8 +36,10 @@ options:
     elements: str
   machine_ids:
     description:
-      - Defender device IDs (40 hexadecimal characters) or computer DNS names. A name is first
-        resolved to its device with C(GET /api/machines/{name}), which needs C(Machine.Read.All).
+      - Defender device IDs (40 hexadecimal characters) or computer names. A name is first
+        resolved to its device with C(GET /api/machines/{name}); a short name (no domain) that
+        Defender does not know as such is looked up with C(GET /api/machines) filtered on
+        C(computerDnsName) (it must match exactly one device). Both need C(Machine.Read.All).
     type: list
     elements: str
   ignore_unknown:

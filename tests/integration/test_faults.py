@@ -107,3 +107,11 @@ def test_pacing_keeps_every_minute_under_the_servers_limit(ansible, emulator):
     assert stats.get('status_counts', {}).get('429', 0) == 0
     assert stats['max_in_any_60s'] <= 6
     assert stats['api_requests'] == 7
+
+
+def test_a_slow_server_hits_the_timeout_with_a_clear_message(ansible, emulator):
+    emulator.configure(latency_ms=3000)
+    run = ansible.run('module', extra_vars={'software_ids': list(IDS)[:1], 'mde_timeout': 0.5, 'mde_max_retries': 1})
+    assert run.result['failed'] is True
+    assert 'did not answer within the timeout' in run.result['msg'] and 'after 2 attempts' in run.result['msg']
+    assert emulator.stats()['api_requests'] == 2

@@ -160,3 +160,21 @@ def test_static_tokens_are_not_refreshable():
     assert provider.get() == (0, 'tok') and provider.token_requests == 0
     with pytest.raises(AuthenticationError, match='access_token'):
         provider.refresh(0)
+
+
+def test_the_credential_follows_the_options(tmp_path, key_and_cert):
+    cert = tmp_path / 'app.pem'
+    cert.write_bytes(pem(*key_and_cert))
+    token_file = tmp_path / 'federated.jwt'
+    token_file.write_text(u'header.payload.signature')
+
+    def credential(**options):
+        return auth.MsalTokenProvider(make_settings(**options), http_client=None)._credential()
+
+    assert credential() == 's3cret-value'
+    assert set(credential(client_secret=None, client_certificate_path=str(cert))) == {
+        'private_key', 'public_certificate'}
+    assertion = credential(client_secret=None, federated_token_file=str(token_file))['client_assertion']
+    assert assertion() == 'header.payload.signature'
+    assert isinstance(auth.token_provider(make_settings(access_token='t'), None), auth.StaticTokenProvider)
+    assert isinstance(auth.token_provider(make_settings(), None), auth.MsalTokenProvider)

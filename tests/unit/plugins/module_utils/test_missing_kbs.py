@@ -29,11 +29,12 @@ def fix(kb, cves, missed=1, products=('windows_11',), name=None):
 class FakeApi(DefenderClient):
     """The real client with the network replaced by a dict of path -> collection (or None for 404)."""
 
-    def __init__(self, software=None, machines=None, names=None):
+    def __init__(self, software=None, machines=None, names=None, listing=None):
         super(FakeApi, self).__init__(make_settings(max_concurrency=1))
         self.software = software or {}
         self.machines = machines or {}
         self.names = names or {}
+        self.listing = listing or []
         self.requested = []
 
     def get(self, url, what, permission, resource_id=None):
@@ -45,6 +46,8 @@ class FakeApi(DefenderClient):
 
     def get_collection(self, url, what, permission, resource_id=None):
         self.requested.append(url)
+        if '/api/machines?' in url:
+            return self.listing
         parts = url.split('/')
         table = self.software if parts[-3] == 'Software' else self.machines
         if parts[-2] not in table:
@@ -124,3 +127,20 @@ def test_unknown_device_names_are_not_found():
     api = FakeApi(machines={DEVICE_A: []})
     answer = query_missing_kbs(api, machine_ids=['ghost.contoso.local', DEVICE_A], ignore_unknown=True)
     assert answer['not_found'] == ['ghost.contoso.local']
+
+
+def test_short_device_names_are_found_through_the_listing():
+    api = FakeApi(machines={DEVICE_A: [fix('7', 3)]},
+                  listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
+                           {'id': DEVICE_B, 'computerDnsName': 'web011.contoso.local'}])
+    answer = query_missing_kbs(api, machine_ids=['WEB01'])
+    assert answer['results'][0]['machine_id'] == DEVICE_A
+    assert answer['results'][0]['computer_dns_name'] == 'web01.contoso.local'
+    assert "api/machines?$filter=startswith(computerDnsName,'WEB01.')" in api.requested[1]
+
+
+def test_an_ambiguous_short_name_is_an_error():
+    api = FakeApi(listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
+                           {'id': DEVICE_B, 'computerDnsName': 'web01.fabrikam.local'}])
+    with pytest.raises(ResponseError, match='matches several devices .*give the FQDN'):
+        query_missing_kbs(api, machine_ids=['web01'])

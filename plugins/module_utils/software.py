@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Software inventory and the devices that have each software.
+
+Internal to the collection; the API may change in any release.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids, odata_string
+from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError
+from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import SOFTWARE_PERMISSION
+
+# GET /api/Software documents $top up to 10,000 and $skip, and no @odata.nextLink.
+PAGE_SIZE = 10000
+
+
+def inventory_filter(vendor=None, name=None, odata_filter=None):
+    clauses = []
+    if vendor:
+        clauses.append('vendor eq %s' % odata_string(vendor))
+    if name:
+        clauses.append('name eq %s' % odata_string(name))
+    if odata_filter:
+        clauses.append('(%s)' % odata_filter)
+    return ' and '.join(clauses) or None
+
+
+def normalize_software(raw):
+    return {
+        'id': raw.get('id'),
+        'name': raw.get('name'),
+        'vendor': raw.get('vendor'),
+        'weaknesses': raw.get('weaknesses') or 0,
+        'public_exploit': bool(raw.get('publicExploit')),
+        'active_alert': bool(raw.get('activeAlert')),
+        'exposed_machines': raw.get('exposedMachines') or 0,
+        'impact_score': raw.get('impactScore') or 0.0,
+    }
+
+
+def normalize_machine_reference(raw):
+    return {
+        'id': raw.get('id'),
+        'computer_dns_name': raw.get('computerDnsName'),
+        'os_platform': raw.get('osPlatform'),
+        'rbac_group_name': raw.get('rbacGroupName'),
+    }
+
+
+def list_inventory(client, odata_filter=None, page_size=PAGE_SIZE):
+    """Every software matching the filter, paging with $top/$skip until a short page."""
+    items, seen, skip = [], set(), 0
+    while True:
+        url = client.url('Software', **{'$filter': odata_filter, '$top': page_size, '$skip': skip or None})
+        page = client.get_collection(url, 'Listing the software inventory', SOFTWARE_PERMISSION)
+        for raw in page:
+            if raw.get('id') not in seen:  # List Software can repeat an ID (known issue #11186)
+                seen.add(raw.get('id'))
+                items.append(raw)
+        if len(page) < page_size:
+            return items
+        skip += page_size
+
+
+def _one_software(client, software_id):
+    url = client.url('Software', ('software ID', software_id))
+    try:
+        return client.get(url, 'Getting software %s' % software_id, SOFTWARE_PERMISSION, resource_id=software_id)
+    except NotFoundError:
+        return None
+
+
+def _machine_references(client, software_id):
+    url = client.url('Software', ('software ID', software_id), 'machineReferences')
+    items = client.get_collection(url, 'Listing the devices that have %s' % software_id, SOFTWARE_PERMISSION,
+                                  resource_id=software_id)
+    return sorted((normalize_machine_reference(m) for m in items), key=lambda m: (m['computer_dns_name'] or '', m['id']))
+
+
+def query_software(client, software_ids=None, vendor=None, name=None, odata_filter=None, machine_references=False,
+                   ignore_unknown=False):
+    """Software entities (given IDs, or the filtered inventory), optionally with their devices."""
+    not_found = []
+    if software_ids is not None:
+        ids = clean_ids(software_ids, 'software_ids')
+        answers = client.map(lambda sid: _one_software(client, sid), ids)
+        not_found = [sid for sid, answer in zip(ids, answers) if answer is None]
+        if not_found and not ignore_unknown:
+            raise NotFoundError(
+                "Defender does not know %d software ID%s: %s. Check the IDs, or set ignore_unknown: true."
+                % (len(not_found), '' if len(not_found) == 1 else 's', ', '.join(not_found)), not_found)
+        raw_items = [answer for answer in answers if answer is not None]
+    else:
+        raw_items = list_inventory(client, inventory_filter(vendor, name, odata_filter))
+    software = [normalize_software(raw) for raw in raw_items]
+    if machine_references:
+        references = client.map(lambda entry: _machine_references(client, entry['id']), software)
+        for entry, refs in zip(software, references):
+            entry['machine_references'] = refs
+    return {'software': software, 'not_found': not_found}
