@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The kb_patching role's logic: plan, per-host outcomes, report (see roles/kb_patching/CONTRACT.md).
+
+Internal to the collection; the API may change in any release. Pure functions, used by the
+``kb_patching_*`` filters, so the role's YAML stays declarative and the logic is unit-tested.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
+NONCOMPLIANT = ('missing', 'failed', 'pending_reboot')
+
+STRATEGY_NOTES = {
+    'software': (
+        "Software strategy: Defender's missing-KB list per software is fleet-wide, so each host is listed with "
+        "every KB missing for software it has somewhere in the fleet. Right for patch targeting (Windows Update "
+        "decides what applies), but it over-reports per host; use the device strategy for an exact per-host gate."),
+    'device': "Device strategy: each host's own missing KBs, as Defender reports them for that device.",
+}
+
+
+def kb_name(value):
+    """``KB5034122`` from ``5034122``, ``kb5034122`` or ``KB5034122``."""
+    text = str(value).strip()
+    digits = re.sub(r'^kb', '', text, flags=re.IGNORECASE)
+    return 'KB' + digits
+
+
+def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
+    include = set(kb_name(k) for k in include_kbs or [])
+    exclude = set(kb_name(k) for k in exclude_kbs or [])
+
+    def keep(kb):
+        name = kb_name(kb['id'])
+        if include and name not in include:
+            return False
+        return name not in exclude and kb.get('cve_addressed', 0) >= (min_cve_addressed or 0)
+    return keep
+
+
+def _device_index(software):
+    """Every device the software answers mention: lowercase DNS name -> reference, and its software IDs."""
+    devices, software_of = {}, {}
+    for entry in software or []:
+        for ref in entry.get('machine_references') or []:
+            name = (ref.get('computer_dns_name') or '').lower()
+            if name:
+                devices.setdefault(name, ref)
+                software_of.setdefault(ref['id'], []).append(entry['id'])
+    return devices, software_of
+
+
+def match_device(host_name, devices):
+    """The device whose DNS name is ``host_name``, case-insensitively, FQDN or short name.
+
+    A short host name matches a device's first label; an FQDN matches the device's full name (or
+    a device Defender only knows by its short name). Two candidates are no match: guessing could
+    patch or pass the wrong host.
+    """
+    host = host_name.lower()
+    if host in devices:
+        return devices[host]
+    short = host.split('.')[0]
+    if '.' in host:
+        candidates = [ref for name, ref in devices.items() if name == short]
+    else:
+        candidates = [ref for name, ref in devices.items() if name.split('.')[0] == short]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _sorted_kbs(names, catalog):
+    return sorted(names, key=lambda n: (-catalog[n]['cve_addressed'], -catalog[n]['machine_missed_on'], n))
+
+
+def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None):
+    """Which KBs each host should get, from Defender's answers.
+
+    ``hosts`` maps inventory hostnames to Defender device names. ``missing`` is a
+    ``missing_kbs_info`` result: per software (``software`` strategy, with ``software`` the
+    ``software_info`` result with machine references) or per device (``device`` strategy,
+    queried with the hosts' device names and ``ignore_unknown``).
+    """
+    keep = _kb_filter(min_cve_addressed, include_kbs, exclude_kbs)
+    catalog = {}
+    for kb in missing.get('missing_kbs', []):
+        if keep(kb):
+            catalog[kb_name(kb['id'])] = {
+                'id': kb['id'], 'name': kb.get('name'), 'cve_addressed': kb.get('cve_addressed', 0),
+                'machine_missed_on': kb.get('machine_missed_on', 0), 'url': kb.get('url'),
+                'software_ids': list(kb.get('software_ids') or [])}
+    plan_hosts = {}
+    if strategy == 'software':
+        devices, software_of = _device_index(software)
+        kbs_of_software = dict((r['software_id'], [kb_name(k['id']) for k in r['missing_kbs']])
+                               for r in missing.get('results', []))
+        for host, device_name in sorted(hosts.items()):
+            ref = match_device(device_name, devices)
+            names = set()
+            for sid in software_of.get(ref['id'], []) if ref else []:
+                names.update(n for n in kbs_of_software.get(sid, []) if n in catalog)
+            plan_hosts[host] = _plan_host(ref and ref['id'], ref and ref.get('computer_dns_name'), names, catalog,
+                                          sorted(software_of.get(ref['id'], [])) if ref else [])
+    elif strategy == 'device':
+        by_name = dict((r['requested'].lower(), r) for r in missing.get('results', []))
+        for host, device_name in sorted(hosts.items()):
+            result = by_name.get(device_name.lower())
+            names = set(kb_name(k['id']) for k in result['missing_kbs']) & set(catalog) if result else set()
+            plan_hosts[host] = _plan_host(result and result['machine_id'],
+                                          result and (result.get('computer_dns_name') or result['requested']),
+                                          names, catalog, [])
+    else:
+        raise ValueError("strategy must be software or device, got %r" % (strategy,))
+    wanted = set(n for h in plan_hosts.values() for n in h['kbs'])
+    return {'strategy': strategy, 'hosts': plan_hosts,
+            'kbs': dict((n, kb) for n, kb in catalog.items() if n in wanted)}
+
+
+def _plan_host(device_id, dns_name, names, catalog, software_ids):
+    kbs = _sorted_kbs(names, catalog)
+    return {'device_id': device_id or None, 'computer_dns_name': dns_name or None, 'in_defender': bool(device_id),
+            'software_ids': software_ids, 'kbs': kbs, 'accept_list': ['^%s$' % re.escape(n) for n in kbs]}
+
+
+def _offered(result):
+    """KB names that a win_updates result shows as still applicable (selected or filtered)."""
+    names = set()
+    for key in ('updates', 'filtered_updates'):
+        for update in ((result or {}).get(key) or {}).values():
+            names.update(kb_name(k) for k in update.get('kb') or [])
+    return names
+
+
+def _failures(result):
+    failures = {}
+    for update in ((result or {}).get('updates') or {}).values():
+        if update.get('failure_hresult_code') or (update.get('installed') is False and update.get('failure_msg')):
+            code = update.get('failure_hresult_code')
+            text = update.get('failure_msg') or 'installation failed'
+            error = '0x%08X: %s' % (int(code) & 0xFFFFFFFF, text) if code else text
+            for k in update.get('kb') or []:
+                failures[kb_name(k)] = error
+    return failures
+
+
+def host_outcomes(kbs, mode, search=None, install=None, verify=None):
+    """``{'kbs': {KB: outcome}, 'errors': {KB: text}}`` for one host (see CONTRACT.md).
+
+    ``report``: Defender's word only, every KB is ``missing``. ``check``: ``search`` is a
+    ``win_updates`` search; an offered KB is ``missing``, else ``not_offered``. ``install``:
+    ``search`` before, ``install``, and ``verify`` (a search after).
+    """
+    kbs = [kb_name(k) for k in kbs or []]
+    if mode == 'report':
+        return {'kbs': dict((k, 'missing') for k in kbs), 'errors': {}}
+    if mode == 'check':
+        if _unusable(search):
+            return _all_failed(kbs, search, 'the Windows Update search failed')
+        offered = _offered(search)
+        return {'kbs': dict((k, 'missing' if k in offered else 'not_offered') for k in kbs), 'errors': {}}
+    if mode != 'install':
+        raise ValueError("mode must be report, check or install, got %r" % (mode,))
+    if _unusable(search):
+        return _all_failed(kbs, search, 'the Windows Update search failed')
+    if _unusable(verify):
+        return _all_failed(kbs, verify if verify else install, 'the host did not answer after installing')
+    before, after = _offered(search), _offered(verify)
+    failures = _failures(install)
+    reboot_pending = bool((install or {}).get('reboot_required')) and not (install or {}).get('rebooted')
+    installed_now = set(kb_name(k) for u in ((install or {}).get('updates') or {}).values() if u.get('installed')
+                        for k in u.get('kb') or [])
+    outcomes, errors = {}, {}
+    for kb in kbs:
+        if kb in failures:
+            outcomes[kb], errors[kb] = 'failed', failures[kb]
+        elif reboot_pending and (kb in installed_now or (kb in before and kb not in after)):
+            outcomes[kb] = 'pending_reboot'
+        elif kb in after:
+            outcomes[kb] = 'missing'
+        elif kb in before:
+            outcomes[kb] = 'installed'
+        else:
+            outcomes[kb] = 'not_offered'
+    return {'kbs': outcomes, 'errors': errors}
+
+
+def _unusable(result):
+    return not isinstance(result, dict) or result.get('unreachable') or (
+        result.get('failed') and 'updates' not in result)
+
+
+def _all_failed(kbs, result, reason):
+    message = (result or {}).get('msg') if isinstance(result, dict) else None
+    error = '%s: %s' % (reason, message) if message else reason
+    return {'kbs': dict((k, 'failed') for k in kbs), 'errors': dict((k, error) for k in kbs)}
+
+
+def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None):
+    """The report dict of CONTRACT.md from the plan and each processed host's outcomes.
+
+    ``outcomes`` maps hosts to ``host_outcomes`` results; ``failed_hosts`` lists hosts that
+    failed or became unreachable before they had outcomes: their planned KBs count as failed.
+    """
+    hosts, kb_counts = {}, {}
+    for host in sorted(set(outcomes) | set(failed_hosts or [])):
+        planned = plan['hosts'].get(host, {'device_id': None, 'computer_dns_name': None, 'in_defender': False,
+                                           'software_ids': [], 'kbs': []})
+        result = outcomes.get(host) or _all_failed(planned['kbs'], None, 'the host failed or was unreachable')
+        if not planned['in_defender']:
+            status = 'not_in_defender'
+        elif any(o in NONCOMPLIANT for o in result['kbs'].values()):
+            status = 'noncompliant'
+        else:
+            status = 'compliant'
+        hosts[host] = {'device_id': planned['device_id'], 'computer_dns_name': planned['computer_dns_name'],
+                       'status': status, 'kbs': dict(result['kbs']), 'errors': dict(result.get('errors') or {}),
+                       'software_ids': list(planned.get('software_ids') or [])}
+        for kb, outcome in result['kbs'].items():
+            kb_counts.setdefault(kb, dict((o, 0) for o in OUTCOMES))[outcome] += 1
+    kbs = {}
+    for kb, counts in kb_counts.items():
+        entry = dict(plan['kbs'].get(kb) or {'id': kb[2:], 'name': None, 'cve_addressed': 0, 'machine_missed_on': 0,
+                                              'url': None, 'software_ids': []})
+        entry['hosts'] = counts
+        kbs[kb] = entry
+    statuses = [h['status'] for h in hosts.values()]
+    summary = {
+        'hosts': len(hosts), 'compliant': statuses.count('compliant'), 'noncompliant': statuses.count('noncompliant'),
+        'not_in_defender': statuses.count('not_in_defender'), 'kbs': len(kbs),
+        'outcomes': dict((o, sum(1 for h in hosts.values() for v in h['kbs'].values() if v == o)) for o in OUTCOMES),
+    }
+    return {'mode': mode, 'strategy': plan['strategy'], 'generated': generated,
+            'strategy_note': STRATEGY_NOTES[plan['strategy']],
+            'filters': dict(filters or {'min_cve_addressed': 0, 'include_kbs': [], 'exclude_kbs': []}),
+            'summary': summary, 'hosts': hosts, 'kbs': kbs}

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.defender.tvm.plugins.plugin_utils.kb_patching import (
+    build_plan,
+    build_report,
+    host_outcomes,
+    kb_name,
+    match_device,
+)
+
+A, B, C = 'a' * 40, 'b' * 40, 'c' * 40
+
+
+def kb(kb_id, cves, missed=5, software_ids=()):
+    return {'id': kb_id, 'kb': 'KB' + kb_id, 'name': 'Update ' + kb_id, 'products_names': [], 'url': 'u' + kb_id,
+            'machine_missed_on': missed, 'cve_addressed': cves, 'software_ids': list(software_ids)}
+
+
+SOFTWARE_MISSING = {
+    'missing_kbs': [kb('1', 50, software_ids=['win']), kb('2', 5, software_ids=['win', 'net']), kb('3', 20, software_ids=['net'])],
+    'results': [{'software_id': 'win', 'missing_kbs': [kb('1', 50), kb('2', 5)]},
+                {'software_id': 'net', 'missing_kbs': [kb('2', 5), kb('3', 20)]}],
+}
+SOFTWARE = [
+    {'id': 'win', 'machine_references': [{'id': A, 'computer_dns_name': 'web01.contoso.local'},
+                                         {'id': B, 'computer_dns_name': 'DB01.contoso.local'}]},
+    {'id': 'net', 'machine_references': [{'id': B, 'computer_dns_name': 'DB01.contoso.local'}]},
+]
+
+
+def test_kb_names_are_normalised():
+    assert [kb_name(v) for v in ('5034122', 'kb5034122', ' KB5034122 ', 5034122)] == ['KB5034122'] * 4
+
+
+@pytest.mark.parametrize('host,expected', [
+    ('web01.contoso.local', A), ('WEB01', A), ('web01', A), ('db01', B), ('web01.fabrikam.local', None),
+    ('ghost', None)])
+def test_hosts_match_devices_by_fqdn_or_short_name(host, expected):
+    devices = {'web01.contoso.local': {'id': A}, 'db01.contoso.local': {'id': B}}
+    ref = match_device(host, devices)
+    assert (ref and ref['id']) == expected
+
+
+def test_a_short_name_matching_two_devices_is_no_match():
+    devices = {'web01.contoso.local': {'id': A}, 'web01.fabrikam.local': {'id': B}}
+    assert match_device('web01', devices) is None
+    assert match_device('web01.contoso.local', devices)['id'] == A
+
+
+def test_software_plan_gives_each_host_the_kbs_of_its_software():
+    plan = build_plan('software', {'web': 'web01', 'db': 'db01.contoso.local', 'new': 'new01'},
+                      SOFTWARE_MISSING, SOFTWARE)
+    assert plan['hosts']['web']['kbs'] == ['KB1', 'KB2']
+    assert plan['hosts']['db']['kbs'] == ['KB1', 'KB3', 'KB2']  # most CVEs first
+    assert plan['hosts']['db']['software_ids'] == ['net', 'win']
+    assert plan['hosts']['web']['accept_list'] == ['^KB1$', '^KB2$']
+    assert plan['hosts']['new'] == {'device_id': None, 'computer_dns_name': None, 'in_defender': False,
+                                    'software_ids': [], 'kbs': [], 'accept_list': []}
+    assert sorted(plan['kbs']) == ['KB1', 'KB2', 'KB3'] and plan['kbs']['KB2']['software_ids'] == ['win', 'net']
+
+
+def test_filters_apply_to_the_plan():
+    plan = build_plan('software', {'db': 'db01'}, SOFTWARE_MISSING, SOFTWARE, min_cve_addressed=10)
+    assert plan['hosts']['db']['kbs'] == ['KB1', 'KB3']
+    plan = build_plan('software', {'db': 'db01'}, SOFTWARE_MISSING, SOFTWARE, exclude_kbs=['kb1'])
+    assert plan['hosts']['db']['kbs'] == ['KB3', 'KB2']
+    plan = build_plan('software', {'db': 'db01'}, SOFTWARE_MISSING, SOFTWARE, include_kbs=['3'])
+    assert plan['hosts']['db']['kbs'] == ['KB3'] and list(plan['kbs']) == ['KB3']
+
+
+def test_device_plan_uses_each_devices_own_answer():
+    missing = {'missing_kbs': [kb('7', 9), kb('8', 3)],
+               'results': [{'requested': 'web01', 'machine_id': A, 'computer_dns_name': 'web01.contoso.local',
+                            'missing_kbs': [kb('7', 9)]},
+                           {'requested': 'db01.contoso.local', 'machine_id': B, 'computer_dns_name': None,
+                            'missing_kbs': [kb('7', 9), kb('8', 3)]}],
+               'not_found': ['ghost']}
+    plan = build_plan('device', {'web': 'WEB01', 'db': 'db01.contoso.local', 'ghost': 'ghost'}, missing)
+    assert plan['hosts']['web']['kbs'] == ['KB7'] and plan['hosts']['web']['device_id'] == A
+    assert plan['hosts']['db']['kbs'] == ['KB7', 'KB8'] and plan['hosts']['db']['computer_dns_name'] == 'db01.contoso.local'
+    assert plan['hosts']['ghost']['in_defender'] is False
+    assert plan['kbs']['KB7']['software_ids'] == []
+
+
+def update(kb_id, installed=False, fail=None):
+    entry = {'title': 'Update (KB%s)' % kb_id, 'kb': [kb_id], 'id': 'guid-' + kb_id, 'installed': installed,
+             'downloaded': installed, 'categories': ['Security Updates']}
+    if fail:
+        entry.update(installed=False, failure_hresult_code=fail, failure_msg='WU_E_INSTALL_NOT_ALLOWED')
+    return entry
+
+
+def result(*updates, **extra):
+    answer = {'updates': dict((u['id'], u) for u in updates), 'filtered_updates': {}, 'changed': False}
+    answer.update(extra)
+    return answer
+
+
+def test_report_mode_is_defenders_word():
+    assert host_outcomes(['KB1', '2'], 'report') == {'kbs': {'KB1': 'missing', 'KB2': 'missing'}, 'errors': {}}
+
+
+def test_check_mode_separates_offered_from_not_offered():
+    search = result(update('1'))
+    search['filtered_updates'] = {'g': dict(update('2'), filtered_reasons=['category_names'])}
+    outcome = host_outcomes(['KB1', 'KB2', 'KB3'], 'check', search=search)
+    assert outcome['kbs'] == {'KB1': 'missing', 'KB2': 'missing', 'KB3': 'not_offered'}
+
+
+def test_install_mode_outcomes():
+    search = result(update('1'), update('2'), update('3'), update('4'))
+    install = result(update('1', installed=True), update('2', fail=2149842967), update('3', installed=True),
+                     failed=True, msg='Failed to install all updates - see updates for more information')
+    verify = result(update('3'), update('2'), update('4'))  # 3 came back: the install did not stick
+    outcome = host_outcomes(['KB1', 'KB2', 'KB3', 'KB4', 'KB5'], 'install', search=search, install=install,
+                            verify=verify)
+    assert outcome['kbs'] == {'KB1': 'installed', 'KB2': 'failed', 'KB3': 'missing', 'KB4': 'missing',
+                              'KB5': 'not_offered'}
+    assert outcome['errors'] == {'KB2': '0x80240017: WU_E_INSTALL_NOT_ALLOWED'}
+    verify = result(update('4'))
+    install = result(update('1', installed=True), reboot_required=True, rebooted=False)
+    outcome = host_outcomes(['KB1', 'KB4'], 'install', search=search, install=install, verify=verify)
+    assert outcome['kbs'] == {'KB1': 'pending_reboot', 'KB4': 'missing'}
+
+
+def test_an_unreachable_host_fails_its_kbs_with_the_reason():
+    outcome = host_outcomes(['KB1'], 'install', search=result(update('1')), install=None,
+                            verify={'unreachable': True, 'msg': 'connection refused'})
+    assert outcome == {'kbs': {'KB1': 'failed'}, 'errors': {'KB1': 'the host did not answer after installing: connection refused'}}
+
+
+def test_report_summarises_statuses_and_outcomes():
+    plan = build_plan('software', {'web': 'web01', 'db': 'db01', 'new': 'new01'}, SOFTWARE_MISSING, SOFTWARE)
+    outcomes = {'web': {'kbs': {'KB1': 'installed', 'KB2': 'not_offered'}, 'errors': {}},
+                'new': {'kbs': {}, 'errors': {}}}
+    report = build_report(plan, outcomes, 'install', '2026-11-27T15:00:00Z', failed_hosts=['db'])
+    assert report['hosts']['web']['status'] == 'compliant'
+    assert report['hosts']['db']['status'] == 'noncompliant'
+    assert report['hosts']['db']['kbs'] == {'KB1': 'failed', 'KB3': 'failed', 'KB2': 'failed'}
+    assert report['hosts']['new']['status'] == 'not_in_defender'
+    assert report['summary'] == {'hosts': 3, 'compliant': 1, 'noncompliant': 1, 'not_in_defender': 1, 'kbs': 3,
+                                 'outcomes': {'missing': 0, 'installed': 1, 'failed': 3, 'pending_reboot': 0,
+                                              'not_offered': 1}}
+    assert report['kbs']['KB1']['hosts'] == {'missing': 0, 'installed': 1, 'failed': 1, 'pending_reboot': 0,
+                                             'not_offered': 0}
+    assert report['kbs']['KB1']['cve_addressed'] == 50 and 'fleet-wide' in report['strategy_note']
+    assert set(report) == {'mode', 'strategy', 'generated', 'strategy_note', 'filters', 'summary', 'hosts', 'kbs'}
