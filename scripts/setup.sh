@@ -25,6 +25,9 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v
         || echo "note: could not install shellcheck; sanity will skip it"
 fi
 
+# The report test renders the HTML report in headless Chromium (Debian's chromium + chromedriver).
+"$ROOT/scripts/install-browser.sh" || echo "note: no headless Chromium; the browser test will fail and say why"
+
 mkdir -p "$HOME/.ansible/test/cache"
 for version in 24_2 25_2; do
     cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"

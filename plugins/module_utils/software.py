@@ -83,10 +83,17 @@ def _machine_references(client, software_id):
 
 
 def query_software(client, software_ids=None, vendor=None, name=None, odata_filter=None, machine_references=False,
-                   ignore_unknown=False):
-    """Software entities (given IDs, or the filtered inventory), optionally with their devices."""
+                   ignore_unknown=False, details=True):
+    """Software entities (given IDs, or the filtered inventory), optionally with their devices.
+
+    ``details=False`` with ``software_ids`` skips ``GET /api/Software/{id}``: each entry is then
+    just the ID (and its devices), one call per software instead of two.
+    """
     not_found = []
-    if software_ids is not None:
+    if software_ids is not None and not details:
+        ids = clean_ids(software_ids, 'software_ids')
+        software = [{'id': sid} for sid in ids]
+    elif software_ids is not None:
         ids = clean_ids(software_ids, 'software_ids')
         answers = client.map(lambda sid: _one_software(client, sid), ids)
         not_found = [sid for sid, answer in zip(ids, answers) if answer is None]
@@ -94,10 +101,9 @@ def query_software(client, software_ids=None, vendor=None, name=None, odata_filt
             raise NotFoundError(
                 "Defender does not know %d software ID%s: %s. Check the IDs, or set ignore_unknown: true."
                 % (len(not_found), '' if len(not_found) == 1 else 's', ', '.join(not_found)), not_found)
-        raw_items = [answer for answer in answers if answer is not None]
+        software = [normalize_software(answer) for answer in answers if answer is not None]
     else:
-        raw_items = list_inventory(client, inventory_filter(vendor, name, odata_filter))
-    software = [normalize_software(raw) for raw in raw_items]
+        software = [normalize_software(raw) for raw in list_inventory(client, inventory_filter(vendor, name, odata_filter))]
     if machine_references:
         references = client.map(lambda entry: _machine_references(client, entry['id']), software)
         for entry, refs in zip(software, references):

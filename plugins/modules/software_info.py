@@ -55,6 +55,14 @@ options:
       - With O(software_ids), list unknown IDs in RV(not_found) instead of failing.
     type: bool
     default: false
+  details:
+    description:
+      - With O(software_ids), get each software's details (C(GET /api/Software/{id})).
+      - V(false) with O(machine_references=true) fetches only the device lists, one call per
+        software; the entries then hold only C(id) and C(machine_references), and unknown IDs
+        fail the machine-references call.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - defender.tvm.attributes.info_module
@@ -102,7 +110,7 @@ software:
       type: str
       sample: microsoft-_-windows_11
     name:
-      description: The software name.
+      description: The software name (not with O(details=false), nor the other details below).
       type: str
       sample: windows_11
     vendor:
@@ -170,6 +178,7 @@ def main():
             filter=dict(type='str'),
             machine_references=dict(type='bool', default=False),
             ignore_unknown=dict(type='bool', default=False),
+            details=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
@@ -177,7 +186,7 @@ def main():
     module.run(lambda client: query_software(
         client, software_ids=params['software_ids'], vendor=params['vendor'], name=params['name'],
         odata_filter=params['filter'], machine_references=params['machine_references'],
-        ignore_unknown=params['ignore_unknown']))
+        ignore_unknown=params['ignore_unknown'], details=params['details']))
 
 
 if __name__ == '__main__':

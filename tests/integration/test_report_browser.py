@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The HTML report as people see it: rendered in a real headless Chromium, asserted on what is visible.
+
+Needs Debian's chromium and chromium-driver (scripts/install-browser.sh) and selenium (requirements-dev.txt).
+A missing browser fails the test rather than skipping it, so CI cannot silently stop checking the page.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.defender.tvm.plugins.plugin_utils.kb_report import render_html
+from ansible_collections.defender.tvm.tests.unit.plugins.filter.test_kb_report import HOSTILE_HOST, empty_report, sample_report
+
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
+# The machine may have no internet: without the background-networking flags Chromium waits on
+# refused connections (updates, sync, field trials) and the session hangs.
+CHROMIUM_FLAGS = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+                  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--window-size=1400,1000')
+
+
+@contextlib.contextmanager
+def chromium(tmp_path):
+    """A headless Chromium with a fresh profile, driven by chromedriver; fails (not skips) when absent."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        pytest.fail('no headless browser (%s missing): run scripts/install-browser.sh' % ', '.join(missing))
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail('selenium is missing: pip install -r requirements-dev.txt (scripts/setup.sh does)')
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument('--user-data-dir=%s' % (tmp_path / 'chromium-profile'))
+    # Giving chromedriver's path keeps Selenium Manager from trying to download a driver.
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / 'chromedriver.log'))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.set_page_load_timeout(60)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_report(driver, tmp_path, report):
+    page = tmp_path / 'kb_patching.html'
+    page.write_text(render_html(report), encoding='utf-8')
+    driver.get(page.as_uri())
+    return driver
+
+
+def screenshot(driver, path):
+    """The whole page: make the viewport as tall as the document first."""
+    height = driver.execute_script('return document.documentElement.scrollHeight')
+    driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {'width': 1400, 'height': height, 'deviceScaleFactor': 1, 'mobile': False})
+    driver.save_screenshot(str(path))
+    print('screenshot: %s' % path)
+
+
+def test_report_renders_visibly_in_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+    with chromium(tmp_path) as driver:
+        open_report(driver, tmp_path, sample_report())
+        assert driver.title == 'KB patching report \u2013 2026-11-27T15:00:00Z'
+        heading = driver.find_element(By.TAG_NAME, 'h1')
+        assert heading.is_displayed() and heading.text == 'KB patching report'
+        # Self-contained: the browser fetched nothing besides the page itself.
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+        figures = {'hosts': '4', 'compliant': '1', 'noncompliant': '2', 'not_in_defender': '1', 'kbs': '4',
+                   'missing': '3', 'installed': '2', 'failed': '1', 'pending_reboot': '1', 'not_offered': '2'}
+        for key, value in figures.items():
+            figure = driver.find_element(By.ID, 'figure-' + key)
+            assert figure.is_displayed(), key
+            assert figure.find_element(By.TAG_NAME, 'dd').text == value, key
+        assert driver.find_element(By.CSS_SELECTOR, '#figure-not_in_defender dt').text.lower() == 'not in defender'
+
+        chart = driver.find_element(By.CSS_SELECTOR, 'svg.chart')
+        assert chart.is_displayed() and chart.get_attribute('role') == 'img'
+        bars = chart.find_elements(By.CSS_SELECTOR, 'rect.bar')
+        widths = [rect.rect['width'] for rect in bars]
+        assert len(bars) == 4 and all(rect.is_displayed() for rect in bars)
+        assert all(width > 0 for width in widths) and widths == sorted(widths, reverse=True), widths
+        values = [text.text for text in chart.find_elements(By.CSS_SELECTOR, 'text.value')]
+        assert values[0] == '25 CVEs \u00b7 missing on 12 devices', values
+
+        rows = driver.find_elements(By.CSS_SELECTOR, '#matrix tbody tr')
+        assert len(rows) == 4 and all(row.is_displayed() for row in rows)
+        names = [row.find_element(By.TAG_NAME, 'th').text.split('\n')[0] for row in rows]
+        assert names == sorted(['web01', HOSTILE_HOST, 'app02', 'ghost03'])
+        # The hostile host name shows as text; its markup never became elements.
+        assert not driver.find_elements(By.TAG_NAME, 'img') and not driver.find_elements(By.TAG_NAME, 'script')
+
+        columns = [th.text.split('\n')[0] for th in driver.find_elements(By.CSS_SELECTOR, '#matrix thead th')]
+        hostile_row = rows[names.index(HOSTILE_HOST)]
+        cells = hostile_row.find_elements(By.TAG_NAME, 'td')
+        failed = cells[columns.index('KB5034441') - 1].find_element(By.CSS_SELECTOR, '.o')
+        assert failed.is_displayed() and failed.text.endswith('Failed'), failed.text
+        assert failed.get_attribute('title').startswith('0x80240022')
+        missing = cells[columns.index('KB5034122') - 1].find_element(By.CSS_SELECTOR, '.o')
+        assert missing.text.endswith('Missing')
+        # Colour tells them apart too (the label alone is enough without it).
+        assert failed.value_of_css_property('background-color') != missing.value_of_css_property('background-color')
+        assert cells[0].text == 'Noncompliant'
+        assert rows[names.index('ghost03')].find_elements(By.TAG_NAME, 'td')[0].text == 'Not in Defender'
+
+        errors = driver.find_element(By.CSS_SELECTOR, 'ul.errors')
+        assert errors.is_displayed() and HOSTILE_HOST in errors.text and '<retry>' in errors.text
+        screenshot(driver, tmp_path / 'kb_patching.png')
+    assert (tmp_path / 'kb_patching.png').stat().st_size > 10000
+
+
+def test_empty_report_says_nothing_to_report(tmp_path):
+    from selenium.webdriver.common.by import By
+    with chromium(tmp_path) as driver:
+        open_report(driver, tmp_path, empty_report())
+        message = driver.find_element(By.ID, 'nothing')
+        assert message.is_displayed() and message.text.startswith('Nothing to report')
+        assert driver.find_element(By.CSS_SELECTOR, '#figure-hosts dd').text == '0'
+        assert not driver.find_elements(By.TAG_NAME, 'svg') and not driver.find_elements(By.TAG_NAME, 'table')
+        screenshot(driver, tmp_path / 'kb_patching_empty.png')

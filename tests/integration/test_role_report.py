@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""defender.tvm.compliance (report mode): the gate, the reports, the API calls, no host contacted."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.defender.tvm.tests.integration.role_runner import UNREACHABLE_WINDOWS, run_collection_playbook
+
+SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-.net_framework', 'microsoft-_-office']
+
+
+def machines_by_name(emulator):
+    return dict((m['computerDnsName'], m) for m in emulator.data['machines'].values())
+
+
+def inventory(emulator, count, style='short'):
+    """Windows hosts named after Defender devices (short or FQDN), plus one Defender does not know."""
+    names = sorted(n for n in machines_by_name(emulator) if n.endswith('.contoso.local'))[:count]
+    hosts = dict(((n.split('.')[0] if style == 'short' else n.upper()), dict(UNREACHABLE_WINDOWS)) for n in names)
+    hosts['brand-new-host'] = dict(UNREACHABLE_WINDOWS)
+    return hosts
+
+
+def test_device_strategy_gate_and_reports(ansible, emulator):
+    hosts = inventory(emulator, 6)
+    run = run_collection_playbook(ansible, 'compliance', hosts)
+    machines = machines_by_name(emulator)
+    report = run.report
+    assert report is not None, run
+    assert report['mode'] == 'report' and report['strategy'] == 'device'
+    noncompliant = []
+    for host in hosts:
+        entry = report['hosts'][host]
+        if host == 'brand-new-host':
+            assert entry['status'] == 'not_in_defender' and entry['kbs'] == {}
+            continue
+        machine = machines[host + '.contoso.local']
+        assert entry['device_id'] == machine['id']
+        assert sorted(entry['kbs']) == sorted('KB' + kb['id'] for kb in machine['missing_kbs'])
+        assert set(entry['kbs'].values()) <= {'missing'}
+        assert entry['status'] == ('noncompliant' if machine['missing_kbs'] else 'compliant')
+        if machine['missing_kbs']:
+            noncompliant.append(host)
+    assert noncompliant and report['summary']['noncompliant'] == len(noncompliant)
+    # the gate: non-zero exit, naming the hosts, after the reports were written
+    assert run.rc != 0
+    for host in noncompliant:
+        assert '%s is not compliant' % host in run.output
+    assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output  # no host was contacted
+    suite = ET.fromstring(run.read('kb_patching.junit.xml'))
+    suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
+    assert int(suite.get('tests')) == len(hosts) and int(suite.get('failures')) == len(noncompliant)
+    assert '# KB patching report' in run.read('kb_patching.md') or 'KB patching' in run.read('kb_patching.md')
+    assert run.read('kb_patching.html').lstrip().lower().startswith('<!doctype html>')
+    # one call per host (plus name resolution), never per KB
+    stats = emulator.stats()
+    assert stats['api_by_route']['machine_missing_kbs'] == len(hosts) - 1
+    assert stats['token_requests'] == 1
+
+
+def test_a_fleet_without_kbs_past_the_filters_passes_the_gate(ansible, emulator):
+    hosts = inventory(emulator, 3)
+    every_kb = sorted(set('KB' + kb['id'] for m in emulator.data['machines'].values() for kb in m['missing_kbs']))
+    run = run_collection_playbook(ansible, 'compliance', hosts, extra_vars={'kb_patching_exclude_kbs': every_kb})
+    assert run.rc == 0, run
+    assert run.report['summary']['compliant'] == 3 and run.report['summary']['not_in_defender'] == 1
+    assert run.report['filters']['exclude_kbs'] == every_kb
+
+
+def test_software_strategy_api_calls_do_not_grow_with_hosts(ansible, emulator):
+    calls = []
+    for count in (2, 10):
+        emulator.reset()
+        run = run_collection_playbook(ansible, 'compliance', inventory(emulator, count, style='fqdn'), tag='n%d' % count,
+                                      extra_vars={'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE})
+        assert run.report is not None, run
+        assert run.report['strategy'] == 'software' and 'fleet-wide' in run.report['strategy_note']
+        calls.append(emulator.stats()['api_requests'])
+    assert calls[0] == calls[1] == 2 * len(SOFTWARE)
+
+
+def test_software_strategy_gives_each_host_the_kbs_of_its_software(ansible, emulator):
+    hosts = inventory(emulator, 4)
+    run = run_collection_playbook(ansible, 'compliance', hosts,
+                                  extra_vars={'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE,
+                                              'kb_patching_min_cve_addressed': 5})
+    machines = machines_by_name(emulator)
+    software = emulator.data['software']
+    for host in hosts:
+        if host == 'brand-new-host':
+            continue
+        machine = machines[host + '.contoso.local']
+        expected = set('KB' + kb['id'] for sid in machine['software'] if sid in SOFTWARE
+                       for kb in software[sid]['missing_kbs'] if kb['cveAddressed'] >= 5)
+        assert set(run.report['hosts'][host]['kbs']) == expected
+
+
+def test_discovery_takes_software_with_weaknesses(ansible, emulator):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2),
+                                  extra_vars={'kb_patching_strategy': 'software', 'kb_patching_discover_software': True,
+                                              'kb_patching_discover_vendor': 'microsoft',
+                                              'kb_patching_fail_on_noncompliance': False})
+    assert run.rc == 0, run
+    asked = emulator.stats()['api_by_route']['software_missing_kbs']
+    assert asked == sum(1 for s in emulator.data['software'].values() if s['vendor'] == 'microsoft' and s['weaknesses'] > 0)
+
+
+def test_the_compliance_playbook_refuses_other_modes(ansible, emulator):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2), extra_vars={'kb_patching_mode': 'install'})
+    assert run.rc != 0 and 'only reports' in run.output
+    assert emulator.stats()['api_requests'] == 0
+
+
+@pytest.mark.parametrize('extra,message', [
+    ({'kb_patching_mode': 'yolo'}, 'value of kb_patching_mode must be one of: report, check, install'),
+    ({'kb_patching_strategy': 'guess'}, 'value of kb_patching_strategy must be one of: software, device'),
+    ({'kb_patching_min_cve_addressed': -1}, 'kb_patching_min_cve_addressed must be >= 0'),
+    ({'kb_patching_reboot_timeout': -5}, 'kb_patching_reboot_timeout must be > 0'),
+    ({'kb_patching_strategy': 'software'}, 'needs kb_patching_software_ids or kb_patching_discover_software'),
+])
+def test_bad_role_input_is_refused_clearly(ansible, emulator, extra, message):
+    run = run_collection_playbook(ansible, 'patch', inventory(emulator, 1), extra_vars=extra)
+    assert run.rc != 0 and message in run.output, run
+    assert emulator.stats()['api_requests'] == 0
