@@ -238,7 +238,8 @@ h2 { font-size: 1.15rem; margin: 2rem 0 .75rem; padding-bottom: .25rem; border-b
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 caption { text-align: left; padding: .5rem .75rem; }
 th, td { padding: .4rem .6rem; border-top: 1px solid var(--line); text-align: left; white-space: nowrap; vertical-align: top; }
-thead th { background: var(--panel); border-top: 0; white-space: normal; overflow-wrap: anywhere; max-width: 12rem; }
+thead th { background: var(--panel); border-top: 0; white-space: normal; max-width: 12rem; }
+thead th a { white-space: nowrap; }
 thead th small, th[scope=row] small { display: block; font-weight: normal; color: var(--muted); }
 th[scope=row] { font-weight: 600; }
 .o, .s { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-weight: 600; font-size: .85rem; }
