@@ -20,15 +20,35 @@ PLUGINS = [('module', 'defender.tvm.' + f[:-3]) for f in os.listdir(os.path.join
            if f.endswith('.py')]
 PLUGINS += [('lookup', 'defender.tvm.' + f[:-3]) for f in os.listdir(os.path.join(COLLECTION_ROOT, 'plugins', 'lookup'))
             if f.endswith('.py')]
+FILTERS = sorted('defender.tvm.' + f[:-4] for f in os.listdir(os.path.join(COLLECTION_ROOT, 'plugins', 'filter'))
+                 if f.endswith('.yml'))
+
+
+def ansible_doc(*args):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR='1')
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-doc')] + list(args),
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          check=False, timeout=120)
 
 
 @pytest.mark.parametrize('kind,name', sorted(PLUGINS))
 def test_ansible_doc_renders_and_names_the_permission(kind, name):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-doc'), '-t', kind, name],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          check=False, timeout=120)
+    proc = ansible_doc('-t', kind, name)
     assert proc.returncode == 0, proc.stderr
     assert 'ERROR' not in proc.stderr and 'WARNING' not in proc.stderr, proc.stderr
     assert 'Software.Read.All' in proc.stdout
     assert 'EXAMPLES' in proc.stdout and 'RETURN VALUES' in proc.stdout
+
+
+@pytest.mark.parametrize('name', FILTERS)
+def test_every_filter_is_documented(name):
+    proc = ansible_doc('-t', 'filter', name)
+    assert proc.returncode == 0 and 'ERROR' not in proc.stderr, proc.stderr
+    assert 'EXAMPLES' in proc.stdout
+
+
+def test_the_role_documents_its_arguments():
+    proc = ansible_doc('-t', 'role', 'defender.tvm.kb_patching')
+    assert proc.returncode == 0, proc.stderr
+    for name in ('kb_patching_mode', 'kb_patching_strategy', 'kb_patching_report_formats', 'Software.Read.All'):
+        assert name in proc.stdout
