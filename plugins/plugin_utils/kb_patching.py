@@ -224,9 +224,9 @@ def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=Non
         for kb, outcome in result['kbs'].items():
             kb_counts.setdefault(kb, dict((o, 0) for o in OUTCOMES))[outcome] += 1
     kbs = {}
+    unknown = {'name': None, 'cve_addressed': 0, 'machine_missed_on': 0, 'url': None, 'software_ids': []}
     for kb, counts in kb_counts.items():
-        entry = dict(plan['kbs'].get(kb) or {'id': kb[2:], 'name': None, 'cve_addressed': 0, 'machine_missed_on': 0,
-                                              'url': None, 'software_ids': []})
+        entry = dict(plan['kbs'].get(kb) or dict(unknown, id=kb[2:]))
         entry['hosts'] = counts
         kbs[kb] = entry
     statuses = [h['status'] for h in hosts.values()]
