@@ -26,6 +26,8 @@ fi
 
 echo "== pytest: unit, emulator and integration tests"
 export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
+# the real ansible.windows (extracted by setup.sh), for checking what the role passes to win_updates
+export DEFENDER_TVM_WINDOWS_COLLECTION="$ROOT/.work/ansible_windows"
 export ANSIBLE_CONTROLLER_MIN_PYTHON_VERSION=3.10
 exec "$VENV/bin/python" -m pytest -p ansible_test._util.target.pytest.plugins.ansible_pytest_collections \
     -p no:cacheprovider --timeout 900 -ra tests/unit tests/emulator tests/integration "$@"

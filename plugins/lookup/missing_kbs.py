@@ -52,13 +52,16 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ query('defender.tvm.missing_kbs', 'microsoft-_-edge') | map(attribute='kb') | list }}"
 
-- name: Accept list for win_updates from several products
+- name: The KBs that address 10 CVEs or more, across several products
   ansible.builtin.set_fact:
-    kb_accept_list: >-
+    urgent_kbs: >-
       {{ query('defender.tvm.missing_kbs', software_ids, ignore_unknown=true)
-         | map(attribute='kb') | unique | map('regex_replace', '^(.*)$', '^\1$') | list }}
+         | selectattr('cve_addressed', '>=', 10) | map(attribute='kb') | unique | list }}
   vars:
     software_ids: [microsoft-_-windows_11, microsoft-_-.net_framework]
+
+# For ansible.windows.win_updates, use the accept_list that defender.tvm.missing_kbs_info
+# returns: its patterns select exactly these KBs in win_updates' matching.
 
 - name: Explicit options (secrets from variables, never literal)
   ansible.builtin.set_fact:

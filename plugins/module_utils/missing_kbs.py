@@ -56,8 +56,18 @@ def _kb_order(kb):
 
 
 def accept_pattern(kb):
-    """An anchored pattern for win_updates' accept_list (an unanchored, case-insensitive regex)."""
-    return '^%s$' % re.escape(kb['kb'])
+    """A pattern for win_updates' accept_list that selects the update carrying exactly this KB.
+
+    win_updates matches each pattern case-insensitively and unanchored against ONE string, the
+    update's title followed by its KB IDs (``$matchList = ($updateInfo.title + $updateInfo.kb)`` in
+    win_updates.ps1: a PowerShell string plus an array is a string, the array joined by spaces), e.g.
+    ``2024-01 Cumulative Update ... (KB5034123)KB5034123``. So ``^KB5034123$`` would never match,
+    a bare ``KB503412`` would also select KB5034123, and a title that merely mentions a KB would
+    select the wrong update. The KB IDs come last: match the KB followed only by other KB IDs up
+    to the end. (Should win_updates ever match the title and each KB separately, the same pattern
+    still selects exactly this KB.)
+    """
+    return r'%s(?:\s+KB\d+)*$' % re.escape(kb['kb'])
 
 
 def _fetch_kbs(client, url, what, resource_id):

@@ -18,7 +18,7 @@ description:
     (C(GET /api/machines/{id}/getmissingkbs)).
   - All IDs are queried in one module run with one token, concurrently and paced under the API's
     call budget; 429 and transient errors are retried.
-  - Returns each KB once across all IDs, the answer per ID, and an anchored C(accept_list) ready
+  - Returns each KB once across all IDs, the answer per ID, and an C(accept_list) ready
     for M(ansible.windows.win_updates).
   - Requires the application permission C(Software.Read.All) of the C(WindowsDefenderATP) API;
     resolving devices by computer name also needs C(Machine.Read.All).
@@ -199,13 +199,17 @@ results:
       elements: dict
 accept_list:
   description:
-    - Anchored, escaped patterns, one per KB in RV(missing_kbs) order, for the C(accept_list)
-      option of M(ansible.windows.win_updates), which matches unanchored and case-insensitively
-      (so a bare C(KB45406) would also select C(KB4540673)).
+    - Patterns, one per KB in RV(missing_kbs) order, for the C(accept_list) option of
+      M(ansible.windows.win_updates), each selecting exactly the update that carries that KB.
+    - win_updates matches each pattern case-insensitively and unanchored against one string, the
+      update's title followed by its KB IDs (for example C(... (KB4540673\)KB4540673)). So a bare
+      C(KB45406) would also select C(KB4540673), a title that mentions a KB would select the wrong
+      update, and C(^KB4540673$) would select nothing. These patterns match the KB only where the
+      KB IDs are, at the end.
   returned: success
   type: list
   elements: str
-  sample: ["^KB4540673$"]
+  sample: ["KB4540673(?:\\s+KB\\d+)*$"]
 not_found:
   description: The IDs Defender does not know (only non-empty with O(ignore_unknown=true)).
   returned: success

@@ -14,6 +14,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern
+
 OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
 NONCOMPLIANT = ('missing', 'failed', 'pending_reboot')
 
@@ -125,7 +127,7 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
 def _plan_host(device_id, dns_name, names, catalog, software_ids):
     kbs = _sorted_kbs(names, catalog)
     return {'device_id': device_id or None, 'computer_dns_name': dns_name or None, 'in_defender': bool(device_id),
-            'software_ids': software_ids, 'kbs': kbs, 'accept_list': ['^%s$' % re.escape(n) for n in kbs]}
+            'software_ids': software_ids, 'kbs': kbs, 'accept_list': [accept_pattern({'kb': n}) for n in kbs]}
 
 
 def _offered(result):

@@ -76,14 +76,15 @@ class Ansible:
             env[prefix + 'FEDERATED_TOKEN_FILE'] = app['token_file']
         return env
 
-    def run(self, playbook, env=None, extra_vars=None, args=(), verbosity=0, check=False):
+    def run(self, playbook, env=None, extra_vars=None, args=(), verbosity=0, check=False, inventory=None, extra_collections=()):
+        """Run a playbook; `inventory` replaces the localhost inventory, `extra_collections` go first on the collections path."""
         out_file = str(self.tmp_path / ('%s.result.json' % playbook))
         if os.path.exists(out_file):
             os.remove(out_file)
         base = dict((k, v) for k, v in os.environ.items()
                     if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED)
         base.update({
-            'ANSIBLE_COLLECTIONS_PATH': collections_path(),
+            'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join(list(extra_collections) + [collections_path()]),
             'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
             'ANSIBLE_NOCOLOR': '1',
             'ANSIBLE_LOCALHOST_WARNING': '0',
@@ -101,7 +102,7 @@ class Ansible:
         with open(vars_file, 'w') as handle:
             json.dump(variables, handle)
         command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
-                   '-i', 'localhost,', '-c', 'local', os.path.join(PLAYBOOKS, playbook + '.yml'),
+                   '-i', inventory or 'localhost,', '-c', 'local', os.path.join(PLAYBOOKS, playbook + '.yml'),
                    '-e', '@' + vars_file] + list(args)
         if verbosity:
             command.append('-' + 'v' * verbosity)

@@ -43,10 +43,11 @@ def test_software_query_returns_every_kb_once_with_its_sources(ansible, emulator
     cves = [kb['cve_addressed'] for kb in answer['missing_kbs']]
     assert cves == sorted(cves, reverse=True)
 
-    # accept_list: anchored, one per KB, same order
-    assert answer['accept_list'] == ['^KB%s$' % kb['id'] for kb in answer['missing_kbs']]
+    # accept_list: one pattern per KB, same order, selecting exactly that KB in win_updates' match string
+    assert answer['accept_list'] == [r'KB%s(?:\s+KB\d+)*$' % kb['id'] for kb in answer['missing_kbs']]
     for pattern, kb in zip(answer['accept_list'], answer['missing_kbs']):
-        assert re.match(pattern, kb['kb'], re.IGNORECASE) and not re.match(pattern, kb['kb'] + '1')
+        assert re.search(pattern, 'Update (%s)%s' % (kb['kb'], kb['kb']), re.IGNORECASE)
+        assert not re.search(pattern, 'Update (%s1)%s1' % (kb['kb'], kb['kb']), re.IGNORECASE)
     assert answer['not_found'] == []
 
     stats = emulator.stats()

@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""defender.tvm.patch (check and install modes) on simulated Windows hosts, Defender emulated.
+
+The hosts' Windows Update agents are the test-only win_updates stand-in in tests/integration/collections
+(a simulation driven by each host's inventory variables); Defender is the emulator. Every argument
+the role passes to win_updates is checked against the real module's argument spec.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+from ansible_collections.defender.tvm.tests.integration.role_runner import run_collection_playbook
+from ansible_collections.defender.tvm.tests.integration.test_win_updates_argspec import validate_win_updates_args
+
+SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-windows_server_2019',
+            'microsoft-_-windows_server_2022', 'microsoft-_-.net_framework', 'microsoft-_-office']
+
+
+def devices(emulator, count):
+    """``count`` Defender devices that miss at least two KBs, by short name."""
+    found = sorted((m for m in emulator.data['machines'].values() if len(m['missing_kbs']) >= 2),
+                   key=lambda m: m['computerDnsName'])
+    return dict((m['computerDnsName'].split('.')[0], m) for m in found[:count])
+
+
+def agent(machine, not_offered=(), failing=(), reboot=()):
+    """A simulated Windows Update agent offering the device's missing KBs, except ``not_offered``."""
+    updates = {}
+    for index, kb in enumerate(machine['missing_kbs']):
+        if kb['id'] in not_offered:
+            continue  # superseded or not applicable: Windows Update does not offer it
+        update = {'title': '%s (KB%s)' % (kb['name'], kb['id']), 'kb': [kb['id']], 'categories': ['Security Updates']}
+        if kb['id'] in failing:
+            update['fail'] = {'hresult': 0x80240022, 'msg': 'The update could not be installed'}
+        if kb['id'] in reboot:
+            update['reboot_required'] = True
+        updates['%08d-0000-4000-8000-%012d' % (index, int(kb['id']))] = update
+    return {'updates': updates, 'installed_kbs': ['5000001']}
+
+
+def host_vars(state_dir, machine, **agent_kwargs):
+    lose = agent_kwargs.pop('lose_connection', False)
+    return {'ansible_connection': 'local', 'sim_windows_update_state_dir': state_dir,
+            'sim_windows_update': agent(machine, **agent_kwargs), 'sim_lose_connection_on_reboot': lose}
+
+
+def calls(state_dir, host):
+    path = os.path.join(state_dir, host + '.calls.jsonl')
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def assert_real_arguments(state_dir, hosts):
+    for host in hosts:
+        for call in calls(state_dir, host):
+            args = call.get('args', call)
+            assert validate_win_updates_args(args) == [], (host, args)
+
+
+def kb_names(machine):
+    return sorted('KB' + kb['id'] for kb in machine['missing_kbs'])
+
+
+def test_check_mode_searches_each_agent_and_installs_nothing(ansible, emulator, tmp_path):
+    state_dir = str(tmp_path / 'agents')
+    found = devices(emulator, 2)
+    (first, m1), (second, m2) = sorted(found.items())
+    superseded = m1['missing_kbs'][0]['id']
+    hosts = {first: host_vars(state_dir, m1, not_offered=[superseded]), second: host_vars(state_dir, m2)}
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True,
+                                  extra_vars={'kb_patching_mode': 'check', 'kb_patching_strategy': 'device',
+                                              'kb_patching_serial': '100%'})
+    report = run.report
+    assert report is not None and report['mode'] == 'check', run
+    assert report['hosts'][first]['kbs']['KB' + superseded] == 'not_offered'
+    assert set(v for k, v in report['hosts'][first]['kbs'].items() if k != 'KB' + superseded) == {'missing'}
+    assert set(report['hosts'][second]['kbs'].values()) == {'missing'}
+    assert sorted(report['hosts'][second]['kbs']) == kb_names(m2)
+    assert run.rc != 0 and 'is not compliant' in run.output
+    for host in hosts:
+        states = [c['args'].get('state') for c in calls(state_dir, host)]
+        assert states == ['searched'], states
+    assert_real_arguments(state_dir, hosts)
+
+
+def test_install_mode_installs_reboots_recovers_and_verifies(ansible, emulator, tmp_path):
+    state_dir = str(tmp_path / 'agents')
+    found = devices(emulator, 2)
+    (good, m_good), (bad, m_bad) = sorted(found.items())
+    failing = m_bad['missing_kbs'][0]['id']
+    superseded = m_bad['missing_kbs'][1]['id']
+    hosts = {
+        good: host_vars(state_dir, m_good, reboot=[m_good['missing_kbs'][0]['id']], lose_connection=True),
+        bad: host_vars(state_dir, m_bad, failing=[failing], not_offered=[superseded]),
+    }
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True,
+                                  extra_vars={'kb_patching_strategy': 'device', 'kb_patching_serial': 2,
+                                              'kb_patching_max_fail_percentage': 100})
+    report = run.report
+    assert report is not None and report['mode'] == 'install', run
+    assert report['hosts'][good]['status'] == 'compliant'
+    assert set(report['hosts'][good]['kbs'].values()) == {'installed'}
+    assert sorted(report['hosts'][good]['kbs']) == kb_names(m_good)
+    bad_kbs = report['hosts'][bad]['kbs']
+    assert bad_kbs['KB' + failing] == 'failed' and bad_kbs['KB' + superseded] == 'not_offered'
+    # with reboot on, win_updates reboots and retries a failed update, then reports an update loop
+    # with the HRESULT -1; the agent's error is kept as it says it
+    assert report['hosts'][bad]['errors']['KB' + failing].startswith('0x')
+    assert report['hosts'][bad]['status'] == 'noncompliant'
+    assert set(v for k, v in bad_kbs.items() if k not in ('KB' + failing, 'KB' + superseded)) == {'installed'}
+    # the lost connection was recovered from once, and each host was searched again to verify
+    good_states = [c['args'].get('state') for c in calls(state_dir, good)]
+    assert good_states == ['searched', 'installed', 'installed', 'searched'], good_states
+    bad_states = [c['args'].get('state') for c in calls(state_dir, bad)]
+    assert bad_states == ['searched', 'installed', 'searched'], bad_states
+    installs = [c['args'] for c in calls(state_dir, good) if c['args'].get('state') == 'installed']
+    assert sorted(installs[0]['accept_list']) == sorted(r'%s(?:\s+KB\d+)*$' % kb for kb in kb_names(m_good))
+    assert installs[0]['category_names'] == ['*'] and installs[0]['reboot'] is True
+    assert_real_arguments(state_dir, hosts)
+    # the gate failed only the host with a failed KB, after writing the reports
+    assert run.rc != 0 and '%s is not compliant' % bad in run.output and '%s is not compliant' % good not in run.output
+    assert '<failure' in run.read('kb_patching.junit.xml')
+
+
+def test_without_reboot_installed_kbs_wait_for_one(ansible, emulator, tmp_path):
+    state_dir = str(tmp_path / 'agents')
+    (name, machine), = devices(emulator, 1).items()
+    needs_reboot = machine['missing_kbs'][0]['id']
+    hosts = {name: host_vars(state_dir, machine, reboot=[needs_reboot])}
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True,
+                                  extra_vars={'kb_patching_strategy': 'device', 'kb_patching_reboot': False})
+    assert run.report['hosts'][name]['kbs']['KB' + needs_reboot] == 'pending_reboot', run
+    assert run.report['hosts'][name]['status'] == 'noncompliant'
+    assert all(c['args'].get('reboot') in (None, False) for c in calls(state_dir, name))
+
+
+def test_batches_hooks_and_failure_budget(ansible, emulator, tmp_path):
+    state_dir = str(tmp_path / 'agents')
+    found = sorted(devices(emulator, 4).items())
+    hosts = dict((name, host_vars(state_dir, m)) for name, m in found)
+    first_batch = [name for name, dummy in found[:2]]
+    # the first batch has a host whose KB fails: with no failure budget, the second batch never starts
+    failing_host, failing_machine = found[0]
+    hosts[failing_host] = host_vars(state_dir, failing_machine, failing=[failing_machine['missing_kbs'][0]['id']])
+    log = str(tmp_path / 'hooks.log')
+    hooks = {}
+    for name in ('pre', 'post'):
+        hooks[name] = str(tmp_path / ('%s.yml' % name))
+        with open(hooks[name], 'w') as handle:
+            handle.write('- name: Record the batch\n  ansible.builtin.lineinfile:\n    path: "{{ hook_log }}"\n'
+                         '    line: "%s {{ ansible_play_batch | sort | join(\',\') }}"\n    create: true\n'
+                         '    mode: "0644"\n  delegate_to: localhost\n  run_once: true\n' % name)
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, extra_vars={
+        'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE, 'kb_patching_serial': 2,
+        'kb_patching_pre_batch_tasks': hooks['pre'], 'kb_patching_post_batch_tasks': hooks['post'], 'hook_log': log})
+    assert run.rc != 0, run
+    with open(log) as handle:
+        lines = [line for line in handle.read().split('\n') if line]
+    batch = ','.join(sorted(first_batch))
+    assert lines == ['pre ' + batch, 'post ' + batch]  # one batch only: the failure budget stopped the play
+    assert sorted(run.report['hosts']) == sorted(first_batch)
+    for name, dummy in found[2:]:
+        assert calls(state_dir, name) == []
+    # Defender was asked once for the whole play, not per batch
+    assert emulator.stats()['api_by_route']['software_missing_kbs'] == len(SOFTWARE)
+    assert_real_arguments(state_dir, hosts)
+
+
+def test_all_batches_run_within_the_budget_and_the_last_report_is_complete(ansible, emulator, tmp_path):
+    state_dir = str(tmp_path / 'agents')
+    found = sorted(devices(emulator, 4).items())
+    hosts = dict((name, host_vars(state_dir, m)) for name, m in found)
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, extra_vars={
+        'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE, 'kb_patching_serial': 1})
+    assert run.rc == 0, run
+    assert sorted(run.report['hosts']) == sorted(hosts)
+    assert run.report['summary']['compliant'] == 4
+    assert emulator.stats()['api_by_route']['software_missing_kbs'] == len(SOFTWARE)
