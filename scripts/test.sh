@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# The whole test suite, as CI runs it: set up, then ansible-test sanity, then pytest over the
+# The whole test suite, as CI runs it: set up, then ansible-test sanity, ansible-lint, then pytest over the
 # unit tests, the emulator's own tests and the integration tests (real ansible-playbook runs
 # against the emulator). Extra arguments go to pytest, e.g. scripts/test.sh -k lookup.
-# SKIP_SANITY=1 skips the sanity step for a quicker local loop.
+# SKIP_SANITY=1 / SKIP_LINT=1 skip those steps for a quicker local loop.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${DEFENDER_TVM_VENV:-$ROOT/.venv}"
@@ -22,6 +22,11 @@ cd "$LAYOUT"
 if [ "${SKIP_SANITY:-0}" != "1" ]; then
     echo "== ansible-test sanity"
     ansible-test sanity --venv --python 3.11 --color no
+fi
+
+if [ "${SKIP_LINT:-0}" != "1" ]; then
+    echo "== ansible-lint (production profile, offline) on the role, the playbooks and the demo"
+    ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS:$ROOT/.work/ansible_windows" ansible-lint --nocolor roles playbooks demo
 fi
 
 echo "== pytest: unit, emulator and integration tests"

@@ -185,3 +185,23 @@ def test_all_batches_run_within_the_budget_and_the_last_report_is_complete(ansib
     assert sorted(run.report['hosts']) == sorted(hosts)
     assert run.report['summary']['compliant'] == 4
     assert emulator.stats()['api_by_route']['software_missing_kbs'] == len(SOFTWARE)
+
+
+def test_check_mode_with_the_software_strategy_lets_windows_update_decide(ansible, emulator, tmp_path):
+    """Defender's per-software lists are fleet-wide: a host is planned KBs it may not need, and the
+    agent's search tells them apart (offered: missing; not offered: not_offered)."""
+    state_dir = str(tmp_path / 'agents')
+    found = sorted(devices(emulator, 3).items())
+    hosts = dict((name, host_vars(state_dir, m)) for name, m in found)
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, extra_vars={
+        'kb_patching_mode': 'check', 'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE,
+        'kb_patching_serial': '100%', 'kb_patching_fail_on_noncompliance': False})
+    assert run.rc == 0, run
+    for name, machine in found:
+        outcomes = run.report['hosts'][name]['kbs']
+        own = set(kb_names(machine)) & set(outcomes)  # the device's own KBs among those planned
+        assert own, name
+        assert dict((k, v) for k, v in outcomes.items() if k in own) == dict((k, 'missing') for k in own)
+        assert set(v for k, v in outcomes.items() if k not in own) <= {'not_offered'}
+    assert any(set(run.report['hosts'][n]['kbs']) - set(kb_names(m)) for n, m in found), 'software lists over-report'
+    assert_real_arguments(state_dir, hosts)

@@ -151,8 +151,13 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
         """The current fault configuration."""
         return self.traffic.faults()
 
-    def reset(self):
-        """Faults back to the start values, stats cleared, revocations cleared."""
+    def reset(self, idle_timeout=60.0):
+        """Faults back to the start values, stats cleared, revocations cleared.
+
+        First waits (up to ``idle_timeout`` seconds) for API requests still in flight, so that a
+        slow request of an earlier test is not counted in the fresh stats.
+        """
+        self.traffic.wait_idle(idle_timeout)
         self.traffic.reset()
         self.entra.reset()
 

@@ -127,9 +127,11 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
 
     def __init__(self, seed=0, faults=None, clock=None):
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when no API request is in flight
         self._seed = seed
         self._clock = clock or time.monotonic
         self._initial = dict(copy.deepcopy(DEFAULT_FAULTS), **normalize_faults(faults or {}))
+        self._in_flight = 0  # real requests in flight: never reset, they still end later
         self.reset()
 
     # -- configuration --------------------------------------------------------------------------
@@ -141,7 +143,6 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
             # Faults draw from their own RNG so that the dataset never depends on them.
             self._rng = random.Random(self._seed)
             self._windows = {}  # (client_id, tenant) -> deque of arrival times within WINDOW_S
-            self._in_flight = 0
             self._stats = {
                 "token_requests": 0,
                 "token_requests_by_client": {},
@@ -284,10 +285,17 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
             self._count("faults_injected", "malformed")
             return True
 
+    def wait_idle(self, timeout):
+        """Wait until no API request is in flight (a slow one from an earlier test, say); True if so."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def api_end(self, method, raw_path, route, status, client_id):
         """Called once per api_begin, also for dropped requests (status None)."""
         with self._lock:
             self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
             self._count("api_by_route", route or "unknown")
             if status is None:
                 self._stats["dropped"] += 1
