@@ -44,7 +44,7 @@ class PlaybookRun:
 
 
 def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None, simulation=False, group='windows',
-                            tag='run'):
+                            tag='run', verbosity=0):
     """``ansible-playbook defender.tvm.<playbook>`` on an inventory of ``hosts`` (name -> vars)."""
     tmp = ansible.tmp_path
     inventory = str(tmp / ('%s.inventory.yml' % tag))
@@ -67,7 +67,7 @@ def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None,
                  'ANSIBLE_HOME': str(tmp / 'ansible-home')})
     base.update(env if env is not None else ansible.credentials())
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
-               'defender.tvm.%s' % playbook, '-e', '@' + vars_file]
+               'defender.tvm.%s' % playbook, '-e', '@' + vars_file] + (['-' + 'v' * verbosity] if verbosity else [])
     proc = subprocess.run(command, env=base, cwd=str(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=900, check=False)
     return PlaybookRun(proc, report_dir)

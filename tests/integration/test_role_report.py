@@ -130,3 +130,18 @@ def test_bad_role_input_is_refused_clearly(ansible, emulator, extra, message):
     run = run_collection_playbook(ansible, 'patch', inventory(emulator, 1), extra_vars=extra)
     assert run.rc != 0 and message in run.output, run
     assert emulator.stats()['api_requests'] == 0
+
+
+def test_credentials_from_ansible_mde_variables_are_passed_on_and_never_logged(ansible, emulator):
+    app = emulator.clients['secret']
+    hosts = inventory(emulator, 2)
+    for host_vars in hosts.values():
+        host_vars.update(ansible_mde_tenant_id=emulator.tenant_id, ansible_mde_client_id=app['client_id'],
+                         ansible_mde_client_secret=app['client_secret'], ansible_mde_api_url=emulator.url,
+                         ansible_mde_authority_url=emulator.url, ansible_mde_ca_path=emulator.ca_path)
+    run = run_collection_playbook(ansible, 'compliance', hosts, env={}, verbosity=4,
+                                  extra_vars={'kb_patching_fail_on_noncompliance': False})
+    assert run.rc == 0, run
+    assert emulator.stats()['token_requests_by_client'] == {'secret': 1}
+    assert app['client_secret'] not in run.output
+    assert 'eyJ' not in run.output  # no token either
