@@ -6,6 +6,8 @@
 # Set up everything the demo and the tests need, from the package registries only:
 # a virtualenv in .venv with ansible-core, msal, requests and the test tools, and the offline
 # get-pip stand-in that ansible-test needs for its sanity venvs.
+# DEFENDER_TVM_VENV picks the venv, PYTHON its interpreter, and DEFENDER_TVM_ANSIBLE_CORE (a pip
+# version spec such as "==2.16.*") makes a test-only venv with that ansible-core.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${DEFENDER_TVM_VENV:-$ROOT/.venv}"
@@ -15,7 +17,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+if [ -n "${DEFENDER_TVM_ANSIBLE_CORE:-}" ]; then
+    # a version-matrix venv: the test requirements and the ansible-core asked for
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-test.txt" \
+        "ansible-core$DEFENDER_TVM_ANSIBLE_CORE"
+else
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+fi
 
 # ansible-test sanity lints the shell scripts with shellcheck when it is installed; install it
 # where we can (CI runs as root on Debian), else the sanity run only warns.
