@@ -64,7 +64,7 @@ def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None,
     base.update({'ANSIBLE_COLLECTIONS_PATH': path, 'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
                  'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_LOCALHOST_WARNING': '0', 'ANSIBLE_RETRY_FILES_ENABLED': '0',
                  'ANSIBLE_HOST_KEY_CHECKING': '0', 'ANSIBLE_LOCAL_TEMP': str(tmp / 'ansible-tmp'),
-                 'ANSIBLE_HOME': str(tmp / 'ansible-home')})
+                 'ANSIBLE_HOME': str(tmp / 'ansible-home'), 'PWD': str(tmp)})  # as a shell would set it
     base.update(env if env is not None else ansible.credentials())
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
                'defender.tvm.%s' % playbook, '-e', '@' + vars_file] + (['-' + 'v' * verbosity] if verbosity else [])

@@ -145,3 +145,17 @@ def test_credentials_from_ansible_mde_variables_are_passed_on_and_never_logged(a
     assert emulator.stats()['token_requests_by_client'] == {'secret': 1}
     assert app['client_secret'] not in run.output
     assert 'eyJ' not in run.output  # no token either
+
+
+def test_a_gate_over_no_hosts_fails(ansible, emulator):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2), extra_vars={'kb_patching_hosts': 'nothing'})
+    assert run.rc != 0 and 'matches no host' in run.output
+    assert emulator.stats()['api_requests'] == 0
+
+
+def test_a_relative_report_dir_is_relative_to_where_ansible_runs(ansible, emulator):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2),
+                                  extra_vars={'kb_patching_report_dir': 'relative-reports',
+                                              'kb_patching_fail_on_noncompliance': False})
+    assert run.rc == 0, run
+    assert (ansible.tmp_path / 'relative-reports' / 'kb_patching.json').is_file()  # the run's cwd
