@@ -37,7 +37,7 @@ fi
 "$ROOT/scripts/install-browser.sh" || echo "note: no headless Chromium; the browser test will fail and say why"
 
 mkdir -p "$HOME/.ansible/test/cache"
-for version in 24_2 25_2; do
+for version in 23_1_2 24_2 25_2; do  # ansible-core 2.16, 2.17-2.19, 2.20+
     cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"
 done
 # ansible.windows (for win_updates' argument spec, ansible-doc and lint): Galaxy is out of reach,

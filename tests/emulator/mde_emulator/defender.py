@@ -142,7 +142,7 @@ class Defender:
             message = STATUS_MESSAGES.get(plan.status, code)
         return plan.status, error_body(code, message), headers
 
-    def respond(self, plan, method, route_name, request, auth):  # pylint: disable=too-many-arguments,too-many-positional-arguments
+    def respond(self, plan, method, route_name, *, request, auth):  # pylint: disable=too-many-arguments
         """The wire response (status, body bytes, headers, content type) for a fault plan or a served request."""
         if plan.action == "respond":
             status, body, headers = self.fault_response(plan)

@@ -159,10 +159,10 @@ class Entra:  # pylint: disable=too-many-instance-attributes
                              "administrator of the tenant or consented to by any user in the tenant. You may have "
                              "sent your authentication request to the wrong tenant.")
         audience = self._audience(form, v2, segment)
-        self._check_credential(C.APPS[name], form, basic_secret, bases, segment)
+        self._check_credential(C.APPS[name], form, basic_secret=basic_secret, bases=bases, segment=segment)
         return name, self.issue(name, audience, lifetime_s)
 
-    def _check_credential(self, app, form, basic_secret, bases, segment):  # pylint: disable=too-many-arguments,too-many-positional-arguments
+    def _check_credential(self, app, form, *, basic_secret, bases, segment):  # pylint: disable=too-many-arguments
         assertion = form.get("client_assertion")
         secret = form.get("client_secret") or basic_secret
         if assertion:
@@ -220,11 +220,11 @@ class Entra:  # pylint: disable=too-many-instance-attributes
                              "JWT token is invalid or malformed.") from None
         # Entra tells a certificate assertion (iss == client id) from a federated token by its issuer.
         if claims.get("iss") == app["client_id"] or "x5t" in header or "x5t#S256" in header:
-            self._check_certificate_assertion(app, assertion, header, claims, bases, segment)
+            self._check_certificate_assertion(app, assertion, header=header, claims=claims, bases=bases, segment=segment)
         else:
             self._check_federated_token(app, assertion, header, claims)
 
-    def _check_certificate_assertion(self, app, assertion, header, claims, bases, segment):  # pylint: disable=too-many-arguments,too-many-positional-arguments
+    def _check_certificate_assertion(self, app, assertion, *, header, claims, bases, segment):  # pylint: disable=too-many-arguments
         alg = header.get("alg")
         if alg not in ("RS256", "PS256"):
             raise TokenError(401, "invalid_client", 5002738,

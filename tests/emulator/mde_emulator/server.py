@@ -178,7 +178,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.server.emulator.traffic.connection_accepted(client_traffic=True)
         route_name, ids = route(path)
         if route_name is not None:
-            self._api(raw_path, path, query, route_name, ids)
+            self._api(raw_path, path, query=query, route_name=route_name, ids=ids)
             return
         for pattern, kind, v2 in TENANT_ROUTES:
             match = pattern.match(path)
@@ -204,7 +204,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # Rate limits apply per application + tenant, as the Defender docs state.
         return claims, reason, client_id, (client_id or "anonymous", claims.get("tid") if claims else None)
 
-    def _api(self, raw_path, path, query, route_name, ids):  # pylint: disable=too-many-arguments,too-many-positional-arguments,too-many-locals
+    def _api(self, raw_path, path, *, query, route_name, ids):  # pylint: disable=too-many-arguments,too-many-locals
         emulator = self.server.emulator
         if emulator.traffic.take_revocation():
             emulator.revoke_tokens()  # before this request's token is checked
@@ -221,8 +221,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True  # closed by the server with no response at all
                 return
             request = Request(ids=ids, query=query, path=path, base=self._base())
-            status, data, headers, content_type = emulator.defender.respond(plan, self.command, route_name, request,
-                                                                            (claims, reason))
+            status, data, headers, content_type = emulator.defender.respond(plan, self.command, route_name, request=request,
+                                                                            auth=(claims, reason))
             emulator.traffic.api_end(self.command, raw_path, route_name, status, client_id)
             recorded = True
             self._send(status, data, headers, content_type)
