@@ -474,7 +474,7 @@ def fleet_scenario(bench):
 # -- tables and targets -----------------------------------------------------------------------------
 
 def main_table(rows):
-    lines = ['| N | variant | median wall (s) | 3 runs (s) | API calls | 429s | token requests | peak RSS (MB) | vs baseline | vs lower bound |',
+    lines = ['| N | variant | median wall (s) | runs (s) | API calls | 429s | token requests | peak RSS (MB) | vs baseline | vs lower bound |',
              '|---:|---|---:|---|---:|---:|---:|---:|---:|---:|']
     for row in rows:
         bound = row['lower_bound']['total_s']
@@ -588,6 +588,18 @@ def machine_info():
             'msal': msal.__version__, 'requests': requests.__version__}
 
 
+def git_commit():
+    """The commit measured, with ``+dirty`` when the working tree differs from it (benchmarks/ aside)."""
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, check=True, stdout=subprocess.PIPE,
+                              universal_newlines=True).stdout.strip()
+        status = subprocess.run(['git', 'status', '--porcelain', '--', '.', ':!benchmarks'], cwd=ROOT, check=True,
+                                stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ('+dirty' if status else '')
+
+
 def machine_slug(info):
     cpu = re.sub(r'[^a-z0-9]+', '-', info['cpu_model'].lower()).strip('-')[:30].strip('-')
     return '%dcpu-%s-%dgb' % (info['nproc'], cpu, round(info['memory_gib']))
@@ -642,7 +654,7 @@ def main(argv=None):
     shutil.rmtree(args.work_dir, ignore_errors=True)
     os.makedirs(args.work_dir)
     bench = Bench(args, args.work_dir)
-    results = {'started': started.isoformat(timespec='seconds'), 'machine': info,
+    results = {'started': started.isoformat(timespec='seconds'), 'machine': info, 'commit': git_commit(),
                'settings': {'latency_ms': args.latency_ms, 'token_latency_ms': args.latency_ms, 'budget_per_60s': args.budget,
                             'max_concurrency': args.max_concurrency, 'runs': args.runs, 'seed': args.seed,
                             'sizes': args.sizes, 'emulator': 'in the harness process, 127.0.0.1',
