@@ -23,6 +23,11 @@ DEVICE_ID_RE = re.compile(r'^[0-9a-fA-F]{40}$')
 _KB_PREFIX_RE = re.compile(r'^\s*KB', re.IGNORECASE)
 
 
+def kb_number(value):
+    """``5034122`` from ``5034122``, ``kb5034122`` or `` KB5034122 ``."""
+    return _KB_PREFIX_RE.sub('', str(value)).strip()
+
+
 def normalize_kb(raw):
     """A PublicProductFixDto in Ansible's snake_case, with the ``KB`` form added.
 
@@ -31,7 +36,7 @@ def normalize_kb(raw):
     """
     if not isinstance(raw, dict) or raw.get('id') in (None, ''):
         raise ResponseError("Defender returned a missing-KB record without an id: %r" % (raw,))
-    kb_id = _KB_PREFIX_RE.sub('', str(raw['id'])).strip()
+    kb_id = kb_number(raw['id'])
     return {
         'id': kb_id,
         'kb': 'KB' + kb_id,

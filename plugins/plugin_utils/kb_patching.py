@@ -12,9 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
 
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern
+from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern, kb_number
 
 OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
 NONCOMPLIANT = ('missing', 'failed', 'pending_reboot')
@@ -30,9 +29,7 @@ STRATEGY_NOTES = {
 
 def kb_name(value):
     """``KB5034122`` from ``5034122``, ``kb5034122`` or ``KB5034122``."""
-    text = str(value).strip()
-    digits = re.sub(r'^kb', '', text, flags=re.IGNORECASE)
-    return 'KB' + digits
+    return 'KB' + kb_number(value)
 
 
 def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
