@@ -286,7 +286,14 @@ class Bench:
                    playbook, '-e', '@' + vars_file]
         if inventory == 'localhost,':
             command[3:3] = ['-c', 'local']
+        env = dict(env or {})
+        times_file = os.path.join(self.work, name + '.tasks.jsonl')
+        if self.args.task_times:
+            env.update({'ANSIBLE_CALLBACK_PLUGINS': os.path.join(HERE, 'callback_plugins'),
+                        'ANSIBLE_CALLBACKS_ENABLED': 'task_times', 'DEFENDER_TVM_TASK_TIMES': times_file})
         run = run_measured(command, self.env(env), self.work, os.path.join(self.work, name + '.log'), self.args.timeout)
+        if self.args.task_times and os.path.exists(times_file):
+            run['task_times'] = slowest_tasks(times_file)
         stats = self.emu.stats()
         run.update({
             'api_requests': stats['api_requests'],
@@ -415,6 +422,17 @@ def rate_limit_scenario(bench, parts):
     return {'n': size, 'budget_per_60s': budget, 'lower_bound': bound, 'variants': rows}
 
 
+def slowest_tasks(path, count=12):
+    """The tasks that took longest (over all hosts), from the task_times callback's lines."""
+    totals = {}
+    with open(path) as handle:
+        for line in handle:
+            entry = json.loads(line)
+            key = '%s (%s)' % (entry['task'], os.path.basename(entry['path']))
+            totals[key] = totals.get(key, 0.0) + entry['s']
+    return [{'task': k, 's': round(v, 2)} for k, v in sorted(totals.items(), key=lambda kv: -kv[1])[:count]]
+
+
 def fleet_software(bench):
     """Ten catalogue products, those with KBs first: what a patching team would ask about."""
     catalogue = [s for s in bench.emu.data['software'].values() if not re.search(r'_\d{5}$', s['id']) and s['weaknesses']]
@@ -468,6 +486,8 @@ def fleet_scenario(bench):
             log('fleet %-8s %5d hosts: %7.2f s, %d calls %s, %d token(s), peak RSS %.0f MB, rc %d%s'
                 % (strategy, count, run['wall_s'], calls, run['api_by_route'], run['token_requests'], run['peak_rss_mb'],
                    run['rc'], '' if run['correct'] else '  FAILED'))
+            for entry in run.get('task_times', [])[:6]:
+                log('    %7.2f s  %s' % (entry['s'], entry['task']))
     return {'software_ids': software, 'rows': rows}
 
 
@@ -630,6 +650,8 @@ def parse_args(argv):
     parser.add_argument('--rate-limit-variants', type=_names, default=['lookup', 'module'])
     parser.add_argument('--fleet-sizes', type=_sizes, default=[10, 200, 1000])
     parser.add_argument('--fleet-strategies', type=_names, default=['software', 'device'])
+    parser.add_argument('--task-times', action='store_true',
+                        help='record how long each task takes (benchmarks/callback_plugins/task_times.py) in the JSON')
     parser.add_argument('--seed', type=int, default=20240213)
     parser.add_argument('--timeout', type=float, default=2400, help='seconds before one ansible-playbook run is killed')
     parser.add_argument('--collections-path',

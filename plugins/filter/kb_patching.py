@@ -2,7 +2,7 @@
 # Copyright (c) defender.tvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters behind the defender.tvm.kb_patching role: plan, per-host outcomes, report dict."""
+"""Filters behind the defender.tvm.kb_patching role: plan, per-host outcomes, report dict, gate message."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -34,10 +34,15 @@ def kb_patching_report(plan, outcomes, mode, generated, filters=None, failed_hos
     return kb_patching.build_report(plan, outcomes, mode, generated, filters, failed_hosts)
 
 
+def kb_patching_gate_message(report, host=None, limit=20):
+    return kb_patching.gate_message(report, host, limit)
+
+
 class FilterModule:
     def filters(self):
         return {
             'kb_patching_plan': _wrap(kb_patching_plan),
             'kb_patching_outcomes': _wrap(kb_patching_outcomes),
             'kb_patching_report': _wrap(kb_patching_report),
+            'kb_patching_gate_message': _wrap(kb_patching_gate_message),
         }

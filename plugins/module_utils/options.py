@@ -25,7 +25,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
 from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
 
-COLLECTION_VERSION = '1.0.0'
+COLLECTION_VERSION = '1.1.0'
 
 # Cloud -> (authority host, API host, token scope).
 # Public: the docs' app-only flow asks for the legacy audience

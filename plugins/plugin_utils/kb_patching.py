@@ -205,7 +205,11 @@ def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=Non
 
     ``outcomes`` maps hosts to ``host_outcomes`` results; ``failed_hosts`` lists hosts that
     failed or became unreachable before they had outcomes: their planned KBs count as failed.
+    In ``report`` mode, empty ``outcomes`` stand for Defender's word on every planned host, worked
+    out here at once rather than by a task per host.
     """
+    if not outcomes and mode == 'report':
+        outcomes = dict((host, host_outcomes(entry['kbs'], 'report')) for host, entry in plan['hosts'].items())
     hosts, kb_counts = {}, {}
     for host in sorted(set(outcomes) | set(failed_hosts or [])):
         planned = plan['hosts'].get(host, {'device_id': None, 'computer_dns_name': None, 'in_defender': False,
@@ -238,3 +242,28 @@ def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=Non
             'strategy_note': STRATEGY_NOTES[plan['strategy']],
             'filters': dict(filters or {'min_cve_addressed': 0, 'include_kbs': [], 'exclude_kbs': []}),
             'summary': summary, 'hosts': hosts, 'kbs': kbs}
+
+
+def _host_problems(entry):
+    """``KB5034122: missing, KB5034441: failed`` for the KBs that make a host non-compliant."""
+    return ', '.join('%s: %s' % (kb, outcome) for kb, outcome in sorted(entry['kbs'].items()) if outcome in NONCOMPLIANT)
+
+
+def gate_message(report, host=None, limit=20):
+    """Why the gate fails: for one host, or for the whole report (the first ``limit`` hosts by name).
+
+    Empty when the host (or every host) is compliant or unknown to Defender.
+    """
+    context = '%s mode, %s strategy' % (report['mode'], report['strategy'])
+    if host is not None:
+        entry = report['hosts'].get(host)
+        if not entry or entry['status'] != 'noncompliant':
+            return ''
+        return '%s is not compliant (%s): %s' % (host, context, _host_problems(entry))
+    failing = sorted(h for h, entry in report['hosts'].items() if entry['status'] == 'noncompliant')
+    if not failing:
+        return ''
+    shown = ['%s (%s)' % (h, _host_problems(report['hosts'][h])) for h in failing[:limit]]
+    more = len(failing) - len(shown)
+    return '%d of %d hosts are not compliant (%s): %s%s' % (
+        len(failing), report['summary']['hosts'], context, '; '.join(shown), ' and %d more' % more if more else '')

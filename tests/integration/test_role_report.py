@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -50,10 +51,16 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
         if machine['missing_kbs']:
             noncompliant.append(host)
     assert noncompliant and report['summary']['noncompliant'] == len(noncompliant)
-    # the gate: non-zero exit, naming the hosts, after the reports were written
+    # the gate: non-zero exit after the reports were written, failing once on the controller and
+    # naming each host that is not compliant with its KBs; no host itself is failed
     assert run.rc != 0
+    assert '%d of %d hosts are not compliant (report mode, device strategy)' % (len(noncompliant), len(hosts)) in run.output
     for host in noncompliant:
-        assert '%s is not compliant' % host in run.output
+        kbs = ', '.join('KB%s: missing' % kb['id'] for kb in sorted(machines[host + '.contoso.local']['missing_kbs'],
+                                                                    key=lambda kb: 'KB' + kb['id']))
+        assert '%s (%s)' % (host, kbs) in run.output
+    assert re.search(r'^localhost\s+: ok=\d+ .*failed=1 ', run.output, re.M), run
+    assert not re.search(r'^(?!localhost)\S+\s+: .*failed=[1-9]', run.output, re.M), run
     assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output  # no host was contacted
     suite = ET.fromstring(run.read('kb_patching.junit.xml'))
     suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
@@ -64,6 +71,26 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
     stats = emulator.stats()
     assert stats['api_by_route']['machine_missing_kbs'] == len(hosts) - 1
     assert stats['token_requests'] == 1
+
+
+def test_the_roles_main_entry_in_report_mode_fails_each_noncompliant_host(ansible, emulator):
+    """Outside the compliance playbook the role gates per host, and report mode still contacts no host."""
+    hosts = inventory(emulator, 4)
+    run = run_collection_playbook(ansible, 'patch', hosts, extra_vars={
+        'kb_patching_mode': 'report', 'kb_patching_strategy': 'device', 'kb_patching_serial': '100%',
+        'kb_patching_max_fail_percentage': 100})
+    machines = machines_by_name(emulator)
+    assert run.report is not None and run.report['mode'] == 'report', run
+    assert sorted(run.report['hosts']) == sorted(hosts)
+    failing = [h for h in hosts if h != 'brand-new-host' and machines[h + '.contoso.local']['missing_kbs']]
+    assert failing and run.rc != 0
+    for host in hosts:
+        expected = sorted('KB' + kb['id'] for kb in machines[host + '.contoso.local']['missing_kbs']) \
+            if host != 'brand-new-host' else []
+        assert sorted(run.report['hosts'][host]['kbs']) == expected
+        assert ('%s is not compliant (report mode, device strategy): ' % host in run.output) == (host in failing)
+        assert re.search(r'^%s\s+: .*failed=%d ' % (re.escape(host), host in failing), run.output, re.M), run
+    assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output
 
 
 def test_a_fleet_without_kbs_past_the_filters_passes_the_gate(ansible, emulator):
@@ -119,15 +146,21 @@ def test_the_compliance_playbook_refuses_other_modes(ansible, emulator):
     assert emulator.stats()['api_requests'] == 0
 
 
-@pytest.mark.parametrize('extra,message', [
+BAD_INPUT = [
     ({'kb_patching_mode': 'yolo'}, 'value of kb_patching_mode must be one of: report, check, install'),
     ({'kb_patching_strategy': 'guess'}, 'value of kb_patching_strategy must be one of: software, device'),
     ({'kb_patching_min_cve_addressed': -1}, 'kb_patching_min_cve_addressed must be >= 0'),
     ({'kb_patching_reboot_timeout': -5}, 'kb_patching_reboot_timeout must be > 0'),
     ({'kb_patching_strategy': 'software'}, 'needs kb_patching_software_ids or kb_patching_discover_software'),
-])
-def test_bad_role_input_is_refused_clearly(ansible, emulator, extra, message):
-    run = run_collection_playbook(ansible, 'patch', inventory(emulator, 1), extra_vars=extra)
+]
+
+
+# The compliance playbook validates once on the controller (fleet.yml), the patch playbook per host (Ansible's
+# argument spec check); both refuse the same input. (A mode for compliance is refused as tested above.)
+@pytest.mark.parametrize('playbook,extra,message', [('patch',) + case for case in BAD_INPUT]
+                         + [('compliance',) + case for case in BAD_INPUT if 'kb_patching_mode' not in case[0]])
+def test_bad_role_input_is_refused_clearly(ansible, emulator, playbook, extra, message):
+    run = run_collection_playbook(ansible, playbook, inventory(emulator, 1), extra_vars=extra)
     assert run.rc != 0 and message in run.output, run
     assert emulator.stats()['api_requests'] == 0
 

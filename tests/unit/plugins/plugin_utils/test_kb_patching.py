@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.defender.tvm.plugins.plugin_utils.kb_patching import (
     build_plan,
     build_report,
+    gate_message,
     host_outcomes,
     kb_name,
     match_device,
@@ -154,3 +155,36 @@ def test_report_summarises_statuses_and_outcomes():
                                              'not_offered': 0}
     assert report['kbs']['KB1']['cve_addressed'] == 50 and 'fleet-wide' in report['strategy_note']
     assert set(report) == {'mode', 'strategy', 'generated', 'strategy_note', 'filters', 'summary', 'hosts', 'kbs'}
+
+
+def test_report_mode_takes_defenders_word_for_every_planned_host_at_once():
+    plan = build_plan('software', {'web': 'web01', 'db': 'db01', 'new': 'new01'}, SOFTWARE_MISSING, SOFTWARE)
+    report = build_report(plan, {}, 'report', '2026-11-27T15:00:00Z')
+    assert sorted(report['hosts']) == ['db', 'new', 'web']
+    assert report['hosts']['web']['kbs'] == {'KB1': 'missing', 'KB2': 'missing'}
+    assert report['hosts']['db']['kbs'] == {'KB1': 'missing', 'KB2': 'missing', 'KB3': 'missing'}
+    assert report['summary']['noncompliant'] == 2 and report['summary']['not_in_defender'] == 1
+    # the same as outcomes worked out per host, which is what the role did before
+    per_host = dict((h, host_outcomes(e['kbs'], 'report')) for h, e in plan['hosts'].items())
+    assert report == build_report(plan, per_host, 'report', '2026-11-27T15:00:00Z')
+    # other modes have no default: hosts without outcomes are not processed yet
+    assert build_report(plan, {}, 'check', '2026-11-27T15:00:00Z')['hosts'] == {}
+
+
+def test_the_gate_message_names_each_failing_host_and_its_kbs():
+    plan = build_plan('software', {'web': 'web01', 'db': 'db01', 'new': 'new01', 'ok': 'web01'}, SOFTWARE_MISSING,
+                      SOFTWARE)
+    outcomes = {'web': {'kbs': {'KB1': 'installed', 'KB2': 'pending_reboot'}, 'errors': {}},
+                'db': {'kbs': {'KB1': 'failed', 'KB2': 'not_offered', 'KB3': 'missing'}, 'errors': {'KB1': 'x'}},
+                'ok': {'kbs': {'KB1': 'installed', 'KB2': 'not_offered'}, 'errors': {}},
+                'new': {'kbs': {}, 'errors': {}}}
+    report = build_report(plan, outcomes, 'install', '2026-11-27T15:00:00Z')
+    assert gate_message(report, 'db') == 'db is not compliant (install mode, software strategy): KB1: failed, KB3: missing'
+    assert gate_message(report, 'web') == 'web is not compliant (install mode, software strategy): KB2: pending_reboot'
+    assert gate_message(report, 'ok') == gate_message(report, 'new') == gate_message(report, 'absent') == ''
+    assert gate_message(report) == ('2 of 4 hosts are not compliant (install mode, software strategy): '
+                                    'db (KB1: failed, KB3: missing); web (KB2: pending_reboot)')
+    assert gate_message(report, limit=1) == ('2 of 4 hosts are not compliant (install mode, software strategy): '
+                                             'db (KB1: failed, KB3: missing) and 1 more')
+    passing = build_report(plan, dict((h, outcomes[h]) for h in ('ok', 'new')), 'install', '2026-11-27T15:00:00Z')
+    assert gate_message(passing) == ''
