@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern, kb_number
+from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import DEVICE_ID_RE, accept_pattern, kb_number
 
 OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
 NONCOMPLIANT = ('missing', 'failed', 'pending_reboot')
@@ -45,15 +45,17 @@ def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
 
 
 def _device_index(software):
-    """Every device the software answers mention: lowercase DNS name -> reference, and its software IDs."""
-    devices, software_of = {}, {}
+    """Every device the software answers mention: lowercase DNS name -> reference, its software IDs,
+    and device ID (lowercase) -> reference."""
+    devices, software_of, by_id = {}, {}, {}
     for entry in software or []:
         for ref in entry.get('machine_references') or []:
             name = (ref.get('computer_dns_name') or '').lower()
             if name:
                 devices.setdefault(name, ref)
-                software_of.setdefault(ref['id'], []).append(entry['id'])
-    return devices, software_of
+            by_id.setdefault(ref['id'].lower(), ref)
+            software_of.setdefault(ref['id'], []).append(entry['id'])
+    return devices, software_of, by_id
 
 
 def match_device(host_name, devices):
@@ -96,11 +98,12 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
                 'software_ids': list(kb.get('software_ids') or [])}
     plan_hosts = {}
     if strategy == 'software':
-        devices, software_of = _device_index(software)
+        devices, software_of, by_id = _device_index(software)
         kbs_of_software = dict((r['software_id'], [kb_name(k['id']) for k in r['missing_kbs']])
                                for r in missing.get('results', []))
         for host, device_name in sorted(hosts.items()):
-            ref = match_device(device_name, devices)
+            # a Defender device ID names its device exactly; anything else is a computer name
+            ref = by_id.get(device_name.lower()) if DEVICE_ID_RE.match(device_name) else match_device(device_name, devices)
             names = set()
             for sid in software_of.get(ref['id'], []) if ref else []:
                 names.update(n for n in kbs_of_software.get(sid, []) if n in catalog)
@@ -111,9 +114,10 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
         for host, device_name in sorted(hosts.items()):
             result = by_name.get(device_name.lower())
             names = set(kb_name(k['id']) for k in result['missing_kbs']) & set(catalog) if result else set()
-            plan_hosts[host] = _plan_host(result and result['machine_id'],
-                                          result and (result.get('computer_dns_name') or result['requested']),
-                                          names, catalog, [])
+            # a device asked for by its ID was not looked up, so its DNS name is not known
+            dns_name = result and (result.get('computer_dns_name')
+                                   or (None if DEVICE_ID_RE.match(result['requested']) else result['requested']))
+            plan_hosts[host] = _plan_host(result and result['machine_id'], dns_name, names, catalog, [])
     else:
         raise ValueError("strategy must be software or device, got %r" % (strategy,))
     wanted = set(n for h in plan_hosts.values() for n in h['kbs'])

@@ -76,13 +76,15 @@ class Ansible:
             env[prefix + 'FEDERATED_TOKEN_FILE'] = app['token_file']
         return env
 
-    def run(self, playbook, env=None, extra_vars=None, args=(), verbosity=0, check=False, inventory=None, extra_collections=()):
-        """Run a playbook; `inventory` replaces the localhost inventory, `extra_collections` go first on the collections path."""
-        out_file = str(self.tmp_path / ('%s.result.json' % playbook))
-        if os.path.exists(out_file):
-            os.remove(out_file)
-        base = dict((k, v) for k, v in os.environ.items()
-                    if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED)
+    def env(self, env=None, extra_collections=(), pwd=True):
+        """ansible-playbook's environment: this machine's, without MDE_/AZURE_/ANSIBLE_ and proxy
+        variables, plus test settings and ``env`` (default: the secret app's credentials).
+
+        The machine's REQUESTS_CA_BUNDLE stays: ca_path must win over it. ``PWD`` is the run's
+        directory, as a shell would set it (``pwd=False``: unset, as some runners leave it).
+        """
+        base = dict((k, v) for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED)
+        base.pop('PWD', None)
         base.update({
             'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join(list(extra_collections) + [collections_path()]),
             'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
@@ -90,11 +92,21 @@ class Ansible:
             'ANSIBLE_LOCALHOST_WARNING': '0',
             'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
             'ANSIBLE_RETRY_FILES_ENABLED': '0',
+            'ANSIBLE_HOST_KEY_CHECKING': '0',
             'ANSIBLE_LOCAL_TEMP': str(self.tmp_path / 'ansible-tmp'),
             'ANSIBLE_HOME': str(self.tmp_path / 'ansible-home'),
-            # the machine's REQUESTS_CA_BUNDLE stays: ca_path must win over it
         })
+        if pwd:
+            base['PWD'] = str(self.tmp_path)
         base.update(env if env is not None else self.credentials())
+        return base
+
+    def run(self, playbook, env=None, extra_vars=None, args=(), verbosity=0, check=False, inventory=None, extra_collections=()):
+        """Run a playbook; `inventory` replaces the localhost inventory, `extra_collections` go first on the collections path."""
+        out_file = str(self.tmp_path / ('%s.result.json' % playbook))
+        if os.path.exists(out_file):
+            os.remove(out_file)
+        base = self.env(env, extra_collections)
         variables = {'out': out_file}
         variables.update(extra_vars or {})
         # From a file: ansible-playbook -vvvv echoes its command line, which would show any secret.

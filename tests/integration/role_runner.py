@@ -15,7 +15,7 @@ import sys
 
 import yaml
 
-from ansible_collections.defender.tvm.tests.integration.conftest import _SCRUBBED, _SCRUBBED_PREFIXES, HERE, collections_path
+from ansible_collections.defender.tvm.tests.integration.conftest import HERE
 
 SIMULATION = os.path.join(HERE, 'collections')
 
@@ -44,7 +44,7 @@ class PlaybookRun:
 
 
 def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None, simulation=False, group='windows',
-                            tag='run', verbosity=0):
+                            tag='run', verbosity=0, pwd=True):
     """``ansible-playbook defender.tvm.<playbook>`` on an inventory of ``hosts`` (name -> vars)."""
     tmp = ansible.tmp_path
     inventory = str(tmp / ('%s.inventory.yml' % tag))
@@ -56,16 +56,8 @@ def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None,
     vars_file = str(tmp / ('%s.vars.json' % tag))
     with open(vars_file, 'w') as handle:
         json.dump(variables, handle)
-    path = collections_path()
-    if simulation:
-        # The simulated win_updates must shadow the real ansible.windows.
-        path = SIMULATION + os.pathsep + path
-    base = dict((k, v) for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED)
-    base.update({'ANSIBLE_COLLECTIONS_PATH': path, 'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
-                 'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_LOCALHOST_WARNING': '0', 'ANSIBLE_RETRY_FILES_ENABLED': '0',
-                 'ANSIBLE_HOST_KEY_CHECKING': '0', 'ANSIBLE_LOCAL_TEMP': str(tmp / 'ansible-tmp'),
-                 'ANSIBLE_HOME': str(tmp / 'ansible-home'), 'PWD': str(tmp)})  # as a shell would set it
-    base.update(env if env is not None else ansible.credentials())
+    # The simulated win_updates must shadow the real ansible.windows.
+    base = ansible.env(env, extra_collections=[SIMULATION] if simulation else [], pwd=pwd)
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
                'defender.tvm.%s' % playbook, '-e', '@' + vars_file] + (['-' + 'v' * verbosity] if verbosity else [])
     proc = subprocess.run(command, env=base, cwd=str(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

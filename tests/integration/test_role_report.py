@@ -73,6 +73,22 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
     assert stats['token_requests'] == 1
 
 
+def test_device_ids_in_the_inventory_save_the_name_lookup(ansible, emulator):
+    machines = machines_by_name(emulator)
+    names = sorted(n for n in machines if n.endswith('.contoso.local'))[:4]
+    hosts = dict(('host%d' % i, dict(UNREACHABLE_WINDOWS, kb_patching_device_name=machines[n]['id']))
+                 for i, n in enumerate(names))
+    run = run_collection_playbook(ansible, 'compliance', hosts, extra_vars={'kb_patching_fail_on_noncompliance': False})
+    assert run.rc == 0, run
+    for i, name in enumerate(names):
+        entry = run.report['hosts']['host%d' % i]
+        assert entry['device_id'] == machines[name]['id'] and entry['status'] != 'not_in_defender'
+        assert sorted(entry['kbs']) == sorted('KB' + kb['id'] for kb in machines[name]['missing_kbs'])
+    # one call per host: no name lookup
+    assert emulator.stats()['api_by_route'].get('machine', 0) == 0
+    assert emulator.stats()['api_by_route']['machine_missing_kbs'] == len(hosts)
+
+
 def test_the_roles_main_entry_in_report_mode_fails_each_noncompliant_host(ansible, emulator):
     """Outside the compliance playbook the role gates per host, and report mode still contacts no host."""
     hosts = inventory(emulator, 4)
@@ -186,8 +202,9 @@ def test_a_gate_over_no_hosts_fails(ansible, emulator):
     assert emulator.stats()['api_requests'] == 0
 
 
-def test_a_relative_report_dir_is_relative_to_where_ansible_runs(ansible, emulator):
-    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2),
+@pytest.mark.parametrize('pwd', [True, False], ids=['PWD set', 'PWD unset'])
+def test_a_relative_report_dir_is_relative_to_where_ansible_runs(ansible, emulator, pwd):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2), pwd=pwd,
                                   extra_vars={'kb_patching_report_dir': 'relative-reports',
                                               'kb_patching_fail_on_noncompliance': False})
     assert run.rc == 0, run

@@ -92,6 +92,18 @@ def test_device_plan_uses_each_devices_own_answer():
     assert plan['kbs']['KB7']['software_ids'] == []
 
 
+def test_a_device_id_names_its_device_exactly_in_both_strategies():
+    plan = build_plan('software', {'web': A.upper(), 'other': C}, SOFTWARE_MISSING, SOFTWARE)
+    assert plan['hosts']['web']['device_id'] == A and plan['hosts']['web']['kbs'] == ['KB1', 'KB2']
+    assert plan['hosts']['web']['computer_dns_name'] == 'web01.contoso.local'
+    assert plan['hosts']['other']['in_defender'] is False  # an ID no software answer mentions
+    missing = {'missing_kbs': [kb('7', 9)],
+               'results': [{'requested': C, 'machine_id': C, 'computer_dns_name': None, 'missing_kbs': [kb('7', 9)]}]}
+    plan = build_plan('device', {'sql': C}, missing)
+    assert plan['hosts']['sql']['device_id'] == C and plan['hosts']['sql']['kbs'] == ['KB7']
+    assert plan['hosts']['sql']['computer_dns_name'] is None  # not looked up, so not known
+
+
 def update(kb_id, installed=False, fail=None):
     entry = {'title': 'Update (KB%s)' % kb_id, 'kb': [kb_id], 'id': 'guid-' + kb_id, 'installed': installed,
              'downloaded': installed, 'categories': ['Security Updates']}
