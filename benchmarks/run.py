@@ -446,20 +446,26 @@ def fleet_scenario(bench):
     synthetic = [(re.match(r'^(?:srv|ws)-(\d{4})\.', m['computerDnsName']), m['computerDnsName'])
                  for m in bench.emu.data['machines'].values()]
     names = sorted(name for match, name in synthetic if match and int(match.group(1)) > 1000)
+    device_ids = dict((m['computerDnsName'], m['id']) for m in bench.emu.data['machines'].values())
     software = fleet_software(bench)
     rows = []
     for strategy in args.fleet_strategies:
         for count in args.fleet_sizes:
             if count > len(names):
                 raise RuntimeError('the fleet scenario needs %d emulated machines, --extra-machines gives %d' % (count, len(names)))
-            hosts = names[:count]
-            inventory = os.path.join(bench.work, 'fleet-%d.inventory.yml' % count)
+            hosts = dict((h, dict(UNREACHABLE_WINDOWS)) for h in names[:count])
+            if strategy == 'device-ids':
+                # the device strategy with each host's Defender device ID in the inventory (as a dynamic
+                # inventory would give it): no name lookups
+                for name, host_vars in hosts.items():
+                    host_vars['kb_patching_device_name'] = device_ids[name]
+            inventory = os.path.join(bench.work, 'fleet-%s-%d.inventory.yml' % (strategy, count))
             with open(inventory, 'w') as handle:
-                yaml.safe_dump({'all': {'children': {'windows': {'hosts': dict((h, dict(UNREACHABLE_WINDOWS)) for h in hosts)}}}},
-                               handle)
+                yaml.safe_dump({'all': {'children': {'windows': {'hosts': hosts}}}}, handle)
             report_dir = os.path.join(bench.work, 'fleet-%s-%d-reports' % (strategy, count))
             shutil.rmtree(report_dir, ignore_errors=True)
-            variables = {'kb_patching_strategy': strategy, 'kb_patching_report_dir': report_dir}
+            variables = {'kb_patching_strategy': 'device' if strategy == 'device-ids' else strategy,
+                         'kb_patching_report_dir': report_dir}
             if strategy == 'software':
                 variables['kb_patching_software_ids'] = software
             bench.prepare()
@@ -579,6 +585,11 @@ def targets(results):
             found.append(('fleet: software strategy API calls do not depend on the host count',
                           len(set(r['api_requests'] for r in software)) == 1,
                           ', '.join('%d hosts: %d' % (r['hosts'], r['api_requests']) for r in software)))
+        by_id = [r for r in fleet['rows'] if r['strategy'] == 'device-ids']
+        if by_id:
+            found.append(('fleet: device strategy with device IDs makes one API call per host',
+                          all(r['api_requests'] == r['hosts'] for r in by_id),
+                          ', '.join('%d hosts: %d' % (r['hosts'], r['api_requests']) for r in by_id)))
         for row in fleet['rows']:
             if row['hosts'] >= 1000:
                 found.append(('fleet %s strategy, %d hosts, report mode, under 2 minutes' % (row['strategy'], row['hosts']),
@@ -649,7 +660,8 @@ def parse_args(argv):
     parser.add_argument('--rate-limit-runs', type=int, default=1)
     parser.add_argument('--rate-limit-variants', type=_names, default=['lookup', 'module'])
     parser.add_argument('--fleet-sizes', type=_sizes, default=[10, 200, 1000])
-    parser.add_argument('--fleet-strategies', type=_names, default=['software', 'device'])
+    parser.add_argument('--fleet-strategies', type=_names, default=['software', 'device', 'device-ids'],
+                        help='software,device,device-ids (the device strategy with device IDs in the inventory)')
     parser.add_argument('--task-times', action='store_true',
                         help='record how long each task takes (benchmarks/callback_plugins/task_times.py) in the JSON')
     parser.add_argument('--seed', type=int, default=20240213)
