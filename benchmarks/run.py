@@ -45,6 +45,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'emulator'))
 
 from mde_emulator import Emulator  # noqa: E402 pylint: disable=wrong-import-position
+from mde_emulator.ansible_env import playbook_env  # noqa: E402 pylint: disable=wrong-import-position
 
 PLAYBOOKS = os.path.join(HERE, 'playbooks')
 VARIANTS = ('baseline', 'lookup', 'module')
@@ -56,8 +57,6 @@ WINDOW_S = 60.0
 UNREACHABLE_WINDOWS = {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1', 'ansible_port': 1,
                        'ansible_user': 'nobody', 'ansible_password': 'never-used'}
 RESULT_RE = re.compile(r'BENCH_RESULT (\d+) ([0-9a-f]{40})')
-SCRUBBED_PREFIXES = ('MDE_', 'AZURE_', 'ANSIBLE_')
-SCRUBBED = ('HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy')
 PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
 MB = 1024.0 * 1024.0
 
@@ -256,22 +255,9 @@ class Bench:
             self.emu.configure(**faults)
 
     def env(self, extra=None):
-        base = dict((k, v) for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES) and k not in SCRUBBED)
-        app = self.emu.clients['secret']
-        base.update({
-            'ANSIBLE_COLLECTIONS_PATH': self.collections,
-            'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
-            'ANSIBLE_NOCOLOR': '1',
-            'ANSIBLE_LOCALHOST_WARNING': '0',
-            'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
-            'ANSIBLE_RETRY_FILES_ENABLED': '0',
-            'ANSIBLE_HOST_KEY_CHECKING': '0',
-            'ANSIBLE_LOCAL_TEMP': os.path.join(self.work, 'ansible-tmp'),
-            'ANSIBLE_HOME': os.path.join(self.work, 'ansible-home'),
-            'MDE_TENANT_ID': self.emu.tenant_id, 'MDE_CLIENT_ID': app['client_id'],
-            'MDE_CLIENT_SECRET': app['client_secret'], 'MDE_API_URL': self.emu.url,
-            'MDE_AUTHORITY_URL': self.emu.url, 'MDE_CA_PATH': self.emu.ca_path,
-        })
+        """ansible-playbook's environment (mde_emulator.ansible_env) with the secret app's credentials."""
+        base = playbook_env(self.collections, self.work)
+        base.update(self.emu.credentials_env('secret'))
         base.update(extra or {})
         return base
 

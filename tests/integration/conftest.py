@@ -24,11 +24,9 @@ COLLECTION_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(COLLECTION_ROOT, 'tests', 'emulator'))
 
 from mde_emulator import Emulator  # noqa: E402 pylint: disable=wrong-import-position
+from mde_emulator.ansible_env import playbook_env  # noqa: E402 pylint: disable=wrong-import-position
 
 PLAYBOOKS = os.path.join(HERE, 'playbooks')
-# The variables a test must set itself: none may leak in from the machine running the tests.
-_SCRUBBED_PREFIXES = ('MDE_', 'AZURE_', 'ANSIBLE_')
-_SCRUBBED = ('HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy')
 
 
 def collections_path():
@@ -64,40 +62,12 @@ class Ansible:
 
     def credentials(self, client='secret', prefix='MDE_'):
         """Environment variables for one of the emulator's apps, plus its endpoints."""
-        app = self.emulator.clients[client]
-        env = {prefix + 'TENANT_ID': self.emulator.tenant_id, prefix + 'CLIENT_ID': app['client_id'],
-               'MDE_API_URL': self.emulator.url, 'MDE_AUTHORITY_URL': self.emulator.url,
-               'MDE_CA_PATH': self.emulator.ca_path}
-        if app['kind'] == 'secret':
-            env[prefix + 'CLIENT_SECRET'] = app['client_secret']
-        elif app['kind'] == 'certificate':
-            env[prefix + 'CLIENT_CERTIFICATE_PATH'] = app['certificate_path']
-        elif app['kind'] == 'federated':
-            env[prefix + 'FEDERATED_TOKEN_FILE'] = app['token_file']
-        return env
+        return self.emulator.credentials_env(client, prefix)
 
     def env(self, env=None, extra_collections=(), pwd=True):
-        """ansible-playbook's environment: this machine's, without MDE_/AZURE_/ANSIBLE_ and proxy
-        variables, plus test settings and ``env`` (default: the secret app's credentials).
-
-        The machine's REQUESTS_CA_BUNDLE stays: ca_path must win over it. ``PWD`` is the run's
-        directory, as a shell would set it (``pwd=False``: unset, as some runners leave it).
-        """
-        base = dict((k, v) for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED)
-        base.pop('PWD', None)
-        base.update({
-            'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join(list(extra_collections) + [collections_path()]),
-            'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
-            'ANSIBLE_NOCOLOR': '1',
-            'ANSIBLE_LOCALHOST_WARNING': '0',
-            'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
-            'ANSIBLE_RETRY_FILES_ENABLED': '0',
-            'ANSIBLE_HOST_KEY_CHECKING': '0',
-            'ANSIBLE_LOCAL_TEMP': str(self.tmp_path / 'ansible-tmp'),
-            'ANSIBLE_HOME': str(self.tmp_path / 'ansible-home'),
-        })
-        if pwd:
-            base['PWD'] = str(self.tmp_path)
+        """ansible-playbook's environment (``mde_emulator.ansible_env``) for a run in this test's
+        directory, plus ``env`` (default: the secret app's credentials)."""
+        base = playbook_env(os.pathsep.join(list(extra_collections) + [collections_path()]), self.tmp_path, pwd)
         base.update(env if env is not None else self.credentials())
         return base
 

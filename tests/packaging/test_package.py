@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from mde_emulator import Emulator
+from mde_emulator.ansible_env import playbook_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -103,12 +104,8 @@ def test_installed_from_the_tarball_into_a_fresh_virtualenv_it_answers(tarballs,
         msg: "KBS={{ missing.missing_kbs | map(attribute='kb') | join(',') }} FROM={{ lookup('ansible.builtin.env', 'ANSIBLE_COLLECTIONS_PATH') }}"
 ''')
     with Emulator(str(tmp_path / 'emulator')) as emu:
-        app = emu.clients['secret']
-        env = dict((k, v) for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'MDE_', 'AZURE_')))
-        env.update(ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_PYTHON_INTERPRETER=python, ANSIBLE_NOCOLOR='1',
-                   ANSIBLE_HOME=str(tmp_path / 'home'), MDE_TENANT_ID=emu.tenant_id, MDE_CLIENT_ID=app['client_id'],
-                   MDE_CLIENT_SECRET=app['client_secret'], MDE_API_URL=emu.url, MDE_AUTHORITY_URL=emu.url,
-                   MDE_CA_PATH=emu.ca_path)
+        env = playbook_env(collections, tmp_path)
+        env.update(emu.credentials_env('secret'), ANSIBLE_PYTHON_INTERPRETER=python)  # the fresh venv's Python
         output = run([os.path.join(venv, 'bin', 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook)],
                      env=env, cwd=str(tmp_path))
         expected = sorted('KB' + kb['id'] for kb in emu.data['software']['microsoft-_-windows_11']['missing_kbs'])

@@ -126,6 +126,20 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
             result[name] = entry
         return result
 
+    def credentials_env(self, client="secret", prefix="MDE_"):
+        """Environment variables that point the collection at this emulator with one of its apps
+        (``prefix`` ``AZURE_`` for the tenant, client and credential, as azure.azcollection names them)."""
+        app = self.clients[client]
+        env = {prefix + "TENANT_ID": self.tenant_id, prefix + "CLIENT_ID": app["client_id"],
+               "MDE_API_URL": self.url, "MDE_AUTHORITY_URL": self.url, "MDE_CA_PATH": self.ca_path}
+        if app["kind"] == "secret":
+            env[prefix + "CLIENT_SECRET"] = app["client_secret"]
+        elif app["kind"] == "certificate":
+            env[prefix + "CLIENT_CERTIFICATE_PATH"] = app["certificate_path"]
+        elif app["kind"] == "federated":
+            env[prefix + "FEDERATED_TOKEN_FILE"] = app["token_file"]
+        return env
+
     @property
     def info(self):
         """What ``emulator.json`` and the CLI's ready line contain."""
