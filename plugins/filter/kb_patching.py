@@ -2,7 +2,7 @@
 # Copyright (c) defender.tvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters behind the defender.tvm.kb_patching role: plan, per-host outcomes, report dict, gate message."""
+"""Filters behind the defender.tvm.kb_patching role: its arguments, plan, per-host outcomes, report dict, gate message."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -20,6 +20,10 @@ def _wrap(func):
         except (KeyError, TypeError, ValueError) as exc:
             raise AnsibleFilterError('%s: %s' % (func.__name__, exc))
     return run
+
+
+def kb_patching_arguments(values, spec):
+    return kb_patching.role_arguments(values, spec)
 
 
 def kb_patching_plan(missing, strategy, hosts, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None):
@@ -41,6 +45,7 @@ def kb_patching_gate_message(report, host=None, limit=20):
 class FilterModule:
     def filters(self):
         return {
+            'kb_patching_arguments': _wrap(kb_patching_arguments),
             'kb_patching_plan': _wrap(kb_patching_plan),
             'kb_patching_outcomes': _wrap(kb_patching_outcomes),
             'kb_patching_report': _wrap(kb_patching_report),

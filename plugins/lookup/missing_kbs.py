@@ -37,9 +37,6 @@ extends_documentation_fragment:
   - defender.tvm.connection
   - defender.tvm.connection.plugins
 notes:
-  - Options come, from lowest to highest precedence, from their defaults, the C([defender_tvm])
-    section of C(ansible.cfg), the environment, C(ansible_mde_*) variables, and the lookup's
-    keyword arguments.
   - A lookup does not get Ansible's C(no_log) masking; its messages never contain a secret, but
     keep secrets out of the lookup call's literal text (use variables or the environment).
 seealso:

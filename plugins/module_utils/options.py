@@ -17,11 +17,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import os
 import re
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.parse import urlsplit
+from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
 
@@ -70,8 +71,22 @@ OPTIONS = {
 
 MAX_CONCURRENCY_LIMIT = 64
 CREDENTIAL_OPTIONS = ('client_secret', 'client_certificate_path', 'federated_token_file')
+# The credential is taken as a whole from one source (see Settings._credential), so that an
+# explicit client_certificate_path is not mixed with an exported MDE_CLIENT_SECRET: the access
+# token or the app credentials, and the certificate's password with its certificate.
+CREDENTIAL_GROUP = ('access_token',) + CREDENTIAL_OPTIONS + ('client_certificate_password',)
+
+# Where an option's value came from, in precedence order (lower wins).
+EXPLICIT, MDE_ENVIRONMENT, AZURE_ENVIRONMENT, ANSIBLE_CFG = range(4)
+SOURCE_NAMES = {
+    EXPLICIT: 'the explicit options (task arguments, module_defaults, lookup keywords, ansible_mde_* variables)',
+    MDE_ENVIRONMENT: 'the MDE_* environment variables',
+    AZURE_ENVIRONMENT: 'the AZURE_* environment variables',
+    ANSIBLE_CFG: 'the [defender_tvm] section of ansible.cfg',
+}
 
 _TENANT_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.-]*$')
+_HOST_LABEL_RE = re.compile(r'^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$')
 
 NO_CREDENTIALS_MSG = (
     "No Defender credentials were given. Set tenant_id and client_id plus one of client_secret, "
@@ -82,39 +97,92 @@ NO_CREDENTIALS_MSG = (
 
 
 def argument_spec():
-    """The module argument spec for the shared options, with environment fallbacks."""
+    """The module argument spec for the shared options, with environment fallbacks.
+
+    The credential options have none: the adapter reads their environment variables late, so
+    that it knows which values were given explicitly (see CREDENTIAL_GROUP).
+    """
     spec = {}
     for name, definition in OPTIONS.items():
         entry = dict((k, v) for k, v in definition.items() if k != 'env')
-        # Ansible applies fallbacks before defaults, so MDE_TIMEOUT still beats the default.
-        entry['fallback'] = (env_fallback, definition['env'])
+        if name not in CREDENTIAL_GROUP:
+            # Ansible applies fallbacks before defaults, so MDE_TIMEOUT still beats the default.
+            entry['fallback'] = (env_fallback, definition['env'])
         spec[name] = entry
     return spec
 
 
-class OptionAdapter:
-    """Read options the same way from a module's params, a plugin's config, or a dict (tests)."""
+def _unset(value):
+    # an empty env var or '' means "not set", not "set to empty"
+    return value is None or (isinstance(value, str) and not value.strip())
 
-    def __init__(self, getter):
-        self._getter = getter
+
+def _from_environment(name, environ):
+    """``(value, source)`` of the first of the option's environment variables that is set."""
+    for variable in OPTIONS[name]['env']:
+        value = environ.get(variable)
+        if not _unset(value):
+            return value, MDE_ENVIRONMENT if variable.startswith('MDE_') else AZURE_ENVIRONMENT
+    return None, None
+
+
+def _plugin_source(origin):
+    """The source of a value from Ansible's config origin (``env: MDE_X``, an ini file path, ``default``)."""
+    if origin == 'default':
+        return None
+    if origin == 'Direct' or origin.startswith('var: '):
+        return EXPLICIT
+    if origin.startswith('env: '):
+        return MDE_ENVIRONMENT if origin[5:].startswith('MDE_') else AZURE_ENVIRONMENT
+    return ANSIBLE_CFG
+
+
+class OptionAdapter:
+    """Read options the same way from a module's params, a plugin's config, or a dict (tests).
+
+    ``lookup(name)`` gives the value and its source (EXPLICIT, MDE_ENVIRONMENT, ...); only the
+    credential options need the source, the others resolve per option as Ansible does.
+    """
+
+    def __init__(self, lookup):
+        self._lookup = lookup
 
     @classmethod
-    def from_dict(cls, values):
-        return cls(values.get)
+    def from_dict(cls, values, environ=None):
+        """Explicit ``values``; the credential options also from ``environ``, as for a module."""
+        return cls(_late_binding(values.get, environ or {}))
 
     @classmethod
     def from_module(cls, module):
-        return cls(module.params.get)
+        return cls(_late_binding(module.params.get, os.environ))
 
     @classmethod
-    def from_plugin(cls, plugin):
-        return cls(plugin.get_option)
+    def from_plugin(cls, plugin, explicit):
+        """``explicit``: the names given as lookup keywords or ansible_mde_* variables."""
+        def lookup(name):
+            if name in explicit or name not in CREDENTIAL_GROUP:
+                return plugin.get_option(name), EXPLICIT
+            # Ansible's config resolved the environment and ansible.cfg; its origin says which.
+            value, origin = plugin.get_option_and_origin(name)
+            return value, _plugin_source(origin)
+        return cls(lookup)
+
+    def lookup(self, name):
+        value, source = self._lookup(name)
+        return (None, None) if _unset(value) else (value, source)
 
     def get(self, name):
-        value = self._getter(name)
-        if isinstance(value, str) and not value.strip():
-            return None  # an empty env var or '' means "not set", not "set to empty"
-        return value
+        return self.lookup(name)[0]
+
+
+def _late_binding(explicit, environ):
+    """Credential options: the explicit value, else their environment variables (first wins)."""
+    def lookup(name):
+        value = explicit(name)
+        if _unset(value) and name in CREDENTIAL_GROUP:
+            return _from_environment(name, environ)
+        return value, EXPLICIT
+    return lookup
 
 
 def _to_bool(name, value):
@@ -139,16 +207,52 @@ def _to_number(name, value, kind, minimum, maximum=None):
     return number
 
 
-def _https_url(name, value):
-    """Normalise a base URL; AZURE_AUTHORITY_HOST is often a bare host name."""
-    value = value.strip().rstrip('/')
-    if '://' not in value:
-        value = 'https://' + value
-    parts = urlsplit(value)
-    if parts.scheme.lower() != 'https' or not parts.netloc:
+def _valid_host(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        labels = host.rstrip('.').split('.')
+        return len(host) <= 253 and all(_HOST_LABEL_RE.match(label) for label in labels)
+
+
+def _https_url(name, value, example, path_allowed):
+    """A base URL, checked before any network call: https, a valid host and port, no query.
+
+    A bare host name (``login.microsoftonline.com``, as AZURE_AUTHORITY_HOST and Microsoft's list
+    of regional API hosts give it) gets ``https://``; anything else must be a whole https URL.
+    """
+    text = str(value).strip()
+    wrong = "%s must be an https:// URL such as %s (or a bare host name), got %r" % (name, example, text)
+    if any(ch.isspace() or ord(ch) < 32 for ch in text):
+        raise ConfigurationError("%s: it contains whitespace or control characters" % wrong)
+    if '://' not in text:
+        host = text.rstrip('/')
+        if not re.match(r'^[A-Za-z0-9.-]+(:[0-9]+)?$', host) or not _valid_host(host.split(':')[0]):
+            raise ConfigurationError(wrong)
+        text = 'https://' + host
+    parts = urlsplit(text)
+    if parts.scheme.lower() != 'https':
         raise ConfigurationError(
-            "%s must be an https:// URL, got %r: tokens are never sent over plain HTTP" % (name, value))
-    return value
+            "%s must be an https:// URL, got %r: tokens are never sent over plain HTTP" % (name, text))
+    if '@' in parts.netloc:
+        raise ConfigurationError("%s must not contain a user name or password, got a URL with '@' in its host" % name)
+    try:
+        valid_port = parts.port is None or 0 < parts.port
+    except ValueError:  # not a number, or out of range
+        valid_port = False
+    if not valid_port:
+        raise ConfigurationError("%s has an invalid port, got %r" % (name, text))
+    if not parts.hostname or not _valid_host(parts.hostname):
+        raise ConfigurationError(wrong)
+    if parts.query or parts.fragment or text.endswith(('?', '#')):
+        raise ConfigurationError("%s must not have a query or a fragment (the part from '?' or '#'), got %r"
+                                 % (name, text))
+    path = parts.path.rstrip('/')
+    if path and not path_allowed:
+        raise ConfigurationError("%s must be the host only, without a path, got %r (the tenant is added from "
+                                 "tenant_id)" % (name, text))
+    return urlunsplit(('https', parts.netloc, path, '', ''))
 
 
 class Settings:
@@ -165,8 +269,9 @@ class Settings:
             raise ConfigurationError("cloud must be one of %s, got %r" % (', '.join(sorted(CLOUDS)), cloud))
         authority_default, api_default, scope_default = CLOUDS[cloud]
 
-        authority_url = _https_url('authority_url', get('authority_url') or authority_default)
-        api_url = _https_url('api_url', get('api_url') or api_default)
+        authority_url = _https_url('authority_url', get('authority_url') or authority_default, authority_default,
+                                   path_allowed=False)
+        api_url = _https_url('api_url', get('api_url') or api_default, api_default, path_allowed=True)
         if api_url.lower().endswith('/api'):
             api_url = api_url[:-4]  # users paste the documented ".../api" prefix; paths add it
 
@@ -177,15 +282,12 @@ class Settings:
             return _to_number(name, value, kind, minimum, maximum)
 
         validate_certs = get('validate_certs')
+        credential_source, credential = cls._credential(adapter)
         settings = cls(
             cloud=cloud,
             tenant_id=get('tenant_id'),
             client_id=get('client_id'),
-            client_secret=get('client_secret'),
-            client_certificate_path=get('client_certificate_path'),
-            client_certificate_password=get('client_certificate_password'),
-            federated_token_file=get('federated_token_file'),
-            access_token=get('access_token'),
+            credential_source=credential_source,
             authority_url=authority_url,
             # MSAL's instance discovery only knows Microsoft's own hosts.
             instance_discovery=authority_url.lower() == authority_default,
@@ -197,9 +299,31 @@ class Settings:
             max_concurrency=number('max_concurrency', int, 1, MAX_CONCURRENCY_LIMIT),
             requests_per_minute=number('requests_per_minute', int, 0),
             max_retries=number('max_retries', int, 0, 50),
+            **credential
         )
         settings._validate()
         return settings
+
+    @staticmethod
+    def _credential(adapter):
+        """``(source, values)``: every option of CREDENTIAL_GROUP from the first source that sets a
+        credential (explicit options, then MDE_*, then AZURE_*, then ansible.cfg); None for the rest.
+
+        Options given explicitly must win over an exported credential of another kind, as a whole:
+        the "exactly one credential" rule then applies within that one source.
+        """
+        by_source = {}
+        for name in CREDENTIAL_GROUP:
+            value, source = adapter.lookup(name)
+            if value is not None:
+                by_source.setdefault(source, {})[name] = value
+        chosen = None
+        for source in sorted(by_source):
+            if any(name in by_source[source] for name in CREDENTIAL_GROUP[:-1]):  # not just a password
+                chosen = source
+                break
+        values = dict((name, by_source.get(chosen, {}).get(name)) for name in CREDENTIAL_GROUP)
+        return chosen, values
 
     @property
     def verify(self):
@@ -228,9 +352,8 @@ class Settings:
             raise ConfigurationError(NO_CREDENTIALS_MSG)
         if len(given) > 1:
             raise ConfigurationError(
-                "Give exactly one credential, not %s (check the MDE_* and AZURE_* environment variables "
-                "too): client_secret, client_certificate_path and federated_token_file are alternatives."
-                % ' and '.join(given))
+                "Give exactly one credential, not %s (all from %s): client_secret, client_certificate_path "
+                "and federated_token_file are alternatives." % (' and '.join(given), SOURCE_NAMES[self.credential_source]))
         missing = [name for name in ('tenant_id', 'client_id') if not getattr(self, name)]
         if missing:
             raise ConfigurationError(

@@ -13,6 +13,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.validation import check_type_list
+
 from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import DEVICE_ID_RE, accept_pattern, kb_number
 
 OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
@@ -32,9 +35,33 @@ def kb_name(value):
     return 'KB' + kb_number(value)
 
 
+def role_arguments(values, spec):
+    """The role's variables converted as its argument spec types them, or ValueError naming each problem.
+
+    Ansible's own check of a role's argument spec validates the variables but hands the role
+    the unconverted values: ``-e kb_patching_include_kbs=KB5034770`` stays a string, and a KB
+    filter that iterates it sees characters. Here the values come back converted exactly as the
+    spec says (a comma-separated string is a list, ``'5'`` an int, ``~`` expanded in a path),
+    with the spec's defaults. Unset (None) values are left to those defaults.
+    """
+    given = dict((name, value) for name, value in values.items() if value is not None)
+    result = ArgumentSpecValidator(spec).validate(given)
+    if result.error_messages:
+        raise ValueError('; '.join(result.error_messages))
+    return result.validated_parameters
+
+
+def _kb_list(name, value):
+    """A KB filter as a list: a comma-separated string is a list, never iterated by character."""
+    try:
+        return check_type_list(value if value is not None else [])
+    except TypeError:
+        raise ValueError("%s must be a list of KBs (or a comma-separated string), got %r" % (name, value))
+
+
 def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
-    include = set(kb_name(k) for k in include_kbs or [])
-    exclude = set(kb_name(k) for k in exclude_kbs or [])
+    include = set(kb_name(k) for k in _kb_list('include_kbs', include_kbs))
+    exclude = set(kb_name(k) for k in _kb_list('exclude_kbs', exclude_kbs))
 
     def keep(kb):
         name = kb_name(kb['id'])

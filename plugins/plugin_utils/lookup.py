@@ -24,7 +24,8 @@ display = Display()
 
 
 class DefenderLookupBase(LookupBase):
-    """Resolve options (kwargs > ansible_mde_* vars > env > ansible.cfg > defaults), then query."""
+    """Resolve options (kwargs > ansible_mde_* vars > env > ansible.cfg > defaults; see the
+    connection doc fragment for the credential), then query."""
 
     VARIABLE_PREFIX = 'ansible_mde_'
 
@@ -36,10 +37,13 @@ class DefenderLookupBase(LookupBase):
     def run_query(self, variables, kwargs, query):
         if transport.REQUESTS_IMPORT_ERROR:
             raise AnsibleError("The %s lookup needs the Python library 'requests' on the controller" % self._load_name)
-        self.set_options(var_options=self._option_variables(variables), direct=kwargs)
+        option_variables = self._option_variables(variables)
+        self.set_options(var_options=option_variables, direct=kwargs)
+        # Given in the call or as ansible_mde_* variables: these win over the environment.
+        explicit = set(kwargs) | set(name[len(self.VARIABLE_PREFIX):] for name in option_variables)
         client = None
         try:
-            client = DefenderClient(Settings.from_adapter(OptionAdapter.from_plugin(self)), warn=display.warning)
+            client = DefenderClient(Settings.from_adapter(OptionAdapter.from_plugin(self, explicit)), warn=display.warning)
             return query(client)
         except DefenderError as exc:
             # No chained exception: Ansible would print it, and lookups get no no_log masking.

@@ -134,3 +134,36 @@ def test_missing_permission_names_it(ansible, emulator):
     run = ansible.run('module', env=ansible.credentials('softwareonly'),
                       extra_vars={'machine_ids': ['ws-0001.contoso.local']})
     assert 'HTTP 403' in run.result['msg'] and 'Machine.Read.All' in run.result['msg']
+
+
+@pytest.mark.parametrize('playbook', ['module', 'lookup', 'module_defaults'])
+def test_explicit_certificate_wins_over_an_exported_secret(ansible, emulator, playbook):
+    # A CI job exports MDE_CLIENT_SECRET (and a stale password) for another tool; the task names a certificate.
+    app = emulator.clients['cert']
+    env = ansible.credentials('cert')
+    certificate = env.pop('MDE_CLIENT_CERTIFICATE_PATH')
+    env.update({'MDE_CLIENT_SECRET': emulator.clients['secret']['client_secret'],
+                'AZURE_CLIENT_CERTIFICATE_PASSWORD': 'stale-password'})
+    explicit = {'mde_client_certificate_path': certificate, 'ansible_mde_client_certificate_path': certificate,
+                'emu_client_certificate_path': certificate}
+    run = ansible.run(playbook, env=env, extra_vars=dict(explicit, software_ids=ID, terms=ID))
+    assert run.rc == 0 and not run.result.get('failed'), run
+    assert emulator.stats()['token_requests_by_client'] == {'cert': 1}
+    assert app['client_id'] == env['MDE_CLIENT_ID']
+
+
+@pytest.mark.parametrize('playbook', ['module', 'lookup'])
+@pytest.mark.parametrize('name,value,message', [
+    ('api_url', 'not a url', "api_url must be an https:// URL such as https://api.security.microsoft.com"),
+    ('api_url', 'https://api.example.test/api?tenant=x', 'api_url must not have a query'),
+    ('authority_url', 'login example', 'authority_url must be an https:// URL'),
+    ('authority_url', 'https://login.example.test/common', 'authority_url must be the host only'),
+])
+def test_malformed_urls_fail_before_any_network_call(ansible, emulator, playbook, name, value, message):
+    env = ansible.credentials()
+    env['MDE_' + name.upper()] = value
+    run = ansible.run(playbook, env=env, extra_vars={'software_ids': ID, 'terms': ID})
+    assert run.result['failed'] is True and message in run.result['msg'], run.result
+    assert 'https://https://' not in run.result['msg'] and 'https://not a url' not in run.result['msg']
+    stats = emulator.stats()
+    assert stats['api_requests'] == 0 and stats['oidc_requests'] == 0 and stats['token_requests'] == 0

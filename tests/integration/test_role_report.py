@@ -181,6 +181,65 @@ def test_bad_role_input_is_refused_clearly(ansible, emulator, playbook, extra, m
     assert emulator.stats()['api_requests'] == 0
 
 
+RULES = {'kb_patching_min_cve_addressed': 'kb_patching_min_cve_addressed must be',
+         'kb_patching_reboot_timeout': 'kb_patching_reboot_timeout must be',
+         'kb_patching_strategy': 'the software strategy needs'}
+
+
+@pytest.mark.parametrize('playbook', ['patch', 'compliance'])
+@pytest.mark.parametrize('extra', [case[0] for case in BAD_INPUT[2:]], ids=list(RULES))
+def test_each_broken_rule_gets_its_own_message(ansible, emulator, playbook, extra):
+    run = run_collection_playbook(ansible, playbook, inventory(emulator, 1), extra_vars=extra)
+    assert run.rc != 0
+    broken = list(extra)[0]
+    for rule, text in RULES.items():
+        assert (text in run.output) == (rule == broken), (rule, run)
+
+
+def hosts_missing(emulator, hosts, kb):
+    machines = machines_by_name(emulator)
+    return sorted(h for h in hosts if h != 'brand-new-host'
+                  and kb in ['KB' + k['id'] for k in machines[h + '.contoso.local']['missing_kbs']])
+
+
+# -e kb_patching_include_kbs=KB5034770 is a string. It must filter as the one-KB list the spec says it
+# is, not as its characters (which matched no KB, so every host passed the gate).
+@pytest.mark.parametrize('playbook', ['compliance', 'patch'])
+def test_kb_filters_given_as_strings_filter_as_lists(ansible, emulator, playbook):
+    hosts = inventory(emulator, 6)
+    machines = machines_by_name(emulator)
+    missing = dict((h, sorted('KB' + k['id'] for k in machines[h + '.contoso.local']['missing_kbs']))
+                   for h in hosts if h != 'brand-new-host')
+    counts = {}
+    for kbs in missing.values():
+        for kb in kbs:
+            counts[kb] = counts.get(kb, 0) + 1
+    common = max(sorted(counts), key=counts.get)
+    extra = {'kb_patching_strategy': 'device'}
+    if playbook == 'patch':  # the role's main entry, per-host gate
+        extra.update(kb_patching_mode='report', kb_patching_serial='100%', kb_patching_max_fail_percentage=100)
+
+    run = run_collection_playbook(ansible, playbook, hosts, tag='include',
+                                  extra_vars=dict(extra, kb_patching_include_kbs=common))
+    assert run.report is not None, run
+    failing = hosts_missing(emulator, hosts, common)
+    assert failing and run.rc != 0
+    assert run.report['filters']['include_kbs'] == [common]
+    for host, kbs in missing.items():
+        assert list(run.report['hosts'][host]['kbs']) == ([common] if host in failing else [])
+    assert run.report['summary']['noncompliant'] == len(failing)
+
+    others = sorted(counts)
+    others.remove(common)
+    run = run_collection_playbook(ansible, playbook, hosts, tag='exclude',
+                                  extra_vars=dict(extra, kb_patching_exclude_kbs=','.join(others)))
+    assert run.report is not None, run
+    assert run.report['filters']['exclude_kbs'] == others
+    for host, kbs in missing.items():
+        assert list(run.report['hosts'][host]['kbs']) == ([common] if host in failing else [])
+    assert run.rc != 0
+
+
 def test_credentials_from_ansible_mde_variables_are_passed_on_and_never_logged(ansible, emulator):
     app = emulator.clients['secret']
     hosts = inventory(emulator, 2)

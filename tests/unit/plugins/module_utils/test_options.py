@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 import pytest
 import yaml
 
@@ -14,6 +16,7 @@ from ansible_collections.defender.tvm.plugins.doc_fragments.connection import Mo
 from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
 from ansible_collections.defender.tvm.plugins.module_utils.options import (
     CLOUDS,
+    CREDENTIAL_GROUP,
     OPTIONS,
     OptionAdapter,
     Settings,
@@ -68,6 +71,8 @@ def test_argument_spec_marks_secrets_no_log_and_falls_back_to_env_in_order():
         'client_secret', 'client_certificate_password', 'access_token'}
     assert spec['tenant_id']['fallback'][1] == ['MDE_TENANT_ID', 'AZURE_TENANT_ID']
     assert 'env' not in spec['tenant_id']
+    # the credential is read from the environment late, as a whole (OptionAdapter)
+    assert not [n for n in CREDENTIAL_GROUP if 'fallback' in spec[n]]
 
 
 def test_module_env_fallback_prefers_mde_over_azure(monkeypatch):
@@ -182,3 +187,136 @@ def test_verify_follows_validate_certs_and_ca_path(tmp_path):
 def test_credential_files_must_exist(tmp_path):
     with pytest.raises(ConfigurationError, match='federated_token_file .* does not exist'):
         make_settings(client_secret=None, federated_token_file=str(tmp_path / 'nope'))
+
+
+# -- where the credential comes from: explicit options win over the environment as a whole ------
+
+APP = {'tenant_id': TENANT, 'client_id': CLIENT}
+
+
+def from_sources(explicit, environ):
+    return Settings.from_adapter(OptionAdapter.from_dict(dict(APP, **explicit), environ))
+
+
+def test_explicit_certificate_wins_over_an_exported_secret():
+    settings = from_sources({'client_certificate_path': __file__},
+                            {'MDE_CLIENT_SECRET': 'exported', 'MDE_CLIENT_CERTIFICATE_PASSWORD': 'stale'})
+    assert settings.credential_type == 'client_certificate_path'
+    assert settings.client_secret is None
+    assert settings.client_certificate_password is None  # a password goes with its own certificate
+
+
+def test_explicit_secret_wins_over_an_exported_token_and_an_azure_certificate():
+    settings = from_sources({'client_secret': 'given'},
+                            {'MDE_ACCESS_TOKEN': 'eyJ.exported', 'AZURE_CLIENT_CERTIFICATE_PATH': __file__})
+    assert (settings.credential_type, settings.client_secret, settings.access_token) == ('client_secret', 'given', None)
+
+
+def test_mde_environment_wins_over_azure_environment_as_a_whole():
+    settings = from_sources({}, {'MDE_FEDERATED_TOKEN_FILE': __file__, 'AZURE_CLIENT_SECRET': 'for-azcollection'})
+    assert (settings.credential_type, settings.client_secret) == ('federated_token_file', None)
+
+
+def test_the_certificate_password_comes_with_the_certificate():
+    settings = from_sources({}, {'MDE_CLIENT_CERTIFICATE_PATH': __file__, 'MDE_CLIENT_CERTIFICATE_PASSWORD': 'pw',
+                                 'AZURE_CLIENT_CERTIFICATE_PASSWORD': 'other'})
+    assert settings.client_certificate_password == 'pw'
+    # a password alone is no credential: the source that has one is used
+    settings = from_sources({'client_certificate_password': 'lonely'}, {'MDE_CLIENT_SECRET': 'exported'})
+    assert (settings.credential_type, settings.client_certificate_password) == ('client_secret', None)
+
+
+@pytest.mark.parametrize('explicit,environ,source', [
+    ({'client_secret': 'a', 'federated_token_file': __file__}, {}, 'explicit options'),
+    ({}, {'MDE_CLIENT_SECRET': 'a', 'MDE_FEDERATED_TOKEN_FILE': __file__}, 'MDE_* environment'),
+    ({}, {'AZURE_CLIENT_SECRET': 'a', 'AZURE_FEDERATED_TOKEN_FILE': __file__}, 'AZURE_* environment'),
+])
+def test_exactly_one_credential_within_one_source(explicit, environ, source):
+    with pytest.raises(ConfigurationError, match='not client_secret and federated_token_file .*%s' % re.escape(source)):
+        from_sources(explicit, environ)
+
+
+def test_an_access_token_wins_over_app_credentials_of_its_own_source():
+    assert from_sources({}, {'MDE_ACCESS_TOKEN': 'eyJ.x', 'MDE_CLIENT_SECRET': 'a'}).credential_type == 'access_token'
+
+
+def test_module_adapter_reads_credentials_from_the_environment_late(monkeypatch):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    class Module:
+        def __init__(self, params):
+            self.params = ArgumentSpecValidator(argument_spec()).validate(params).validated_parameters
+    monkeypatch.setenv('MDE_TENANT_ID', TENANT)
+    monkeypatch.setenv('MDE_CLIENT_ID', CLIENT)
+    monkeypatch.setenv('MDE_CLIENT_SECRET', 'exported')
+    assert Settings.from_adapter(OptionAdapter.from_module(Module({}))).client_secret == 'exported'
+    settings = Settings.from_adapter(OptionAdapter.from_module(Module({'client_certificate_path': __file__})))
+    assert (settings.credential_type, settings.client_secret, settings.tenant_id) == (
+        'client_certificate_path', None, TENANT)
+
+
+class _Plugin:
+    """The two calls OptionAdapter.from_plugin makes, with Ansible's origin strings."""
+
+    def __init__(self, values):
+        self.values = values  # name -> (value, origin)
+
+    def get_option(self, name):
+        return self.values.get(name, (None, 'default'))[0]
+
+    def get_option_and_origin(self, name):
+        return self.values.get(name, (None, 'default'))
+
+
+def test_plugin_adapter_classifies_ansible_config_origins():
+    plugin = _Plugin({'tenant_id': (TENANT, 'env: MDE_TENANT_ID'), 'client_id': (CLIENT, 'Direct'),
+                      'client_secret': ('from-cfg', '/etc/ansible/ansible.cfg'),
+                      'federated_token_file': (__file__, 'env: AZURE_FEDERATED_TOKEN_FILE'),
+                      'client_certificate_path': (__file__, 'var: ansible_mde_client_certificate_path')})
+    settings = Settings.from_adapter(OptionAdapter.from_plugin(plugin, {'client_certificate_path', 'client_id'}))
+    assert settings.credential_type == 'client_certificate_path'
+    assert (settings.client_secret, settings.federated_token_file) == (None, None)
+    del plugin.values['client_certificate_path']
+    settings = Settings.from_adapter(OptionAdapter.from_plugin(plugin, {'client_id'}))
+    assert settings.credential_type == 'federated_token_file'  # the environment beats ansible.cfg
+    del plugin.values['federated_token_file']
+    assert Settings.from_adapter(OptionAdapter.from_plugin(plugin, set())).client_secret == 'from-cfg'
+
+
+# -- URLs are checked before any network call ---------------------------------------------------
+
+@pytest.mark.parametrize('name', ['api_url', 'authority_url'])
+@pytest.mark.parametrize('value,message', [
+    ('not a url', 'must be an https:// URL such as https://.* got \'not a url\': it contains whitespace'),
+    ('api security microsoft com', 'whitespace'),
+    ('host/with/path', 'must be an https:// URL such as'),
+    ('//host.example', 'must be an https:// URL such as'),
+    ('https://host.example/api?x=1', 'must not have a query or a fragment'),
+    ('https://host.example#frag', 'must not have a query or a fragment'),
+    ('https://host.example:99999', 'invalid port'),
+    ('https://host.example:abc', 'invalid port'),
+    ('https://user:pw@host.example', 'must not contain a user name or password'),
+    ('https://', 'must be an https:// URL such as'),
+    ('https://-bad-.example', 'must be an https:// URL such as'),
+    ('ftp://host.example', 'must be an https:// URL, got'),
+])
+def test_malformed_urls_are_refused_with_what_is_wrong(name, value, message):
+    with pytest.raises(ConfigurationError, match=message) as err:
+        make_settings(**{name: value})
+    assert str(err.value).startswith(name)
+    assert 'https://https://' not in str(err.value)
+
+
+@pytest.mark.parametrize('value,expected', [
+    ('eu.api.security.microsoft.com', 'https://eu.api.security.microsoft.com'),
+    ('127.0.0.1:8443', 'https://127.0.0.1:8443'),
+    ('https://[::1]:8443/', 'https://[::1]:8443'),
+    ('https://proxy.example/defender/api', 'https://proxy.example/defender'),
+])
+def test_well_formed_api_urls(value, expected):
+    assert make_settings(api_url=value).api_url == expected
+
+
+def test_authority_url_takes_no_path():
+    with pytest.raises(ConfigurationError, match='authority_url must be the host only, without a path'):
+        make_settings(authority_url='https://login.microsoftonline.com/contoso.onmicrosoft.com')
