@@ -26,8 +26,10 @@ def kb_patching_arguments(values, spec):
     return kb_patching.role_arguments(values, spec)
 
 
-def kb_patching_plan(missing, strategy, hosts, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None):
-    return kb_patching.build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs)
+def kb_patching_plan(missing, strategy, hosts, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None,
+                     devices=None):
+    return kb_patching.build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs,
+                                  devices)
 
 
 def kb_patching_outcomes(kbs, mode, search=None, install=None, verify=None):

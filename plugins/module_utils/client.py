@@ -118,6 +118,22 @@ class DefenderClient:
                 seen.add(url)
         return items
 
+    def get_pages(self, segments, what, permission, page_size, **params):
+        """Every item of a listing that pages with ``$top``/``$skip`` until a short page.
+
+        For the listings whose documented paging is ``$top`` (at most 10,000) and ``$skip``: with
+        ``$top`` the API gives no ``@odata.nextLink`` (and the machine listing's links misbehave
+        without it, reference section 8).
+        """
+        items, skip = [], 0
+        while True:
+            query = dict(params, **{'$top': page_size, '$skip': skip or None})
+            page = self.get_collection(self.url(*segments, **query), what, permission)
+            items.extend(page)
+            if len(page) < page_size:
+                return items
+            skip += page_size
+
     def map(self, func, items):
         """``[func(item) for item in items]`` on up to max_concurrency threads, in input order.
 

@@ -15,11 +15,11 @@ __metaclass__ = type
 import re
 
 from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids, odata_string
+from ansible_collections.defender.tvm.plugins.module_utils.devices import (
+    DEVICE_ID_RE, MACHINE_PERMISSION, name_candidates, only_device)
 from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError, ResponseError
 
 SOFTWARE_PERMISSION = 'Software.Read.All'
-MACHINE_PERMISSION = 'Machine.Read.All'
-DEVICE_ID_RE = re.compile(r'^[0-9a-fA-F]{40}$')
 _KB_PREFIX_RE = re.compile(r'^\s*KB', re.IGNORECASE)
 
 
@@ -108,11 +108,8 @@ def resolve_device(client, name):
                                            resource_id=name)
         except NotFoundError:  # the API answers 404 when it has no device to list
             listed = []
-        matches = [m for m in listed if (m.get('computerDnsName') or '').split('.')[0].lower() == name.lower()]
-        if len(matches) > 1:
-            raise ResponseError("The short name %s matches several devices (%s); give the FQDN"
-                                % (name, ', '.join(sorted(m.get('computerDnsName') or m.get('id') for m in matches))))
-        machine = matches[0] if matches else None
+        machine = only_device(name, name_candidates(name, dict(
+            ((m.get('computerDnsName') or '').lower(), m) for m in listed if m.get('computerDnsName'))))
     if machine is None:
         return None
     if not isinstance(machine, dict) or not machine.get('id'):

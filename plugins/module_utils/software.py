@@ -54,17 +54,13 @@ def normalize_machine_reference(raw):
 
 def list_inventory(client, odata_filter=None, page_size=PAGE_SIZE):
     """Every software matching the filter, paging with $top/$skip until a short page."""
-    items, seen, skip = [], set(), 0
-    while True:
-        url = client.url('Software', **{'$filter': odata_filter, '$top': page_size, '$skip': skip or None})
-        page = client.get_collection(url, 'Listing the software inventory', SOFTWARE_PERMISSION)
-        for raw in page:
-            if raw.get('id') not in seen:  # List Software can repeat an ID (known issue #11186)
-                seen.add(raw.get('id'))
-                items.append(raw)
-        if len(page) < page_size:
-            return items
-        skip += page_size
+    items, seen = [], set()
+    for raw in client.get_pages(('Software',), 'Listing the software inventory', SOFTWARE_PERMISSION, page_size,
+                                **{'$filter': odata_filter}):
+        if raw.get('id') not in seen:  # List Software can repeat an ID (known issue #11186)
+            seen.add(raw.get('id'))
+            items.append(raw)
+    return items
 
 
 def _one_software(client, software_id):

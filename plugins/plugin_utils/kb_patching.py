@@ -16,7 +16,8 @@ __metaclass__ = type
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_list
 
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import DEVICE_ID_RE, accept_pattern, kb_number
+from ansible_collections.defender.tvm.plugins.module_utils.devices import DEVICE_ID_RE, name_candidates
+from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern, kb_number
 
 OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
 NONCOMPLIANT = ('missing', 'failed', 'pending_reboot')
@@ -86,34 +87,33 @@ def _device_index(software):
 
 
 def match_device(host_name, devices):
-    """The device whose DNS name is ``host_name``, case-insensitively, FQDN or short name.
-
-    A short host name matches a device's first label; an FQDN matches the device's full name (or
-    a device Defender only knows by its short name). Two candidates are no match: guessing could
-    patch or pass the wrong host.
-    """
-    host = host_name.lower()
-    if host in devices:
-        return devices[host]
-    short = host.split('.')[0]
-    if '.' in host:
-        candidates = [ref for name, ref in devices.items() if name == short]
-    else:
-        candidates = [ref for name, ref in devices.items() if name.split('.')[0] == short]
+    """The device whose DNS name is ``host_name`` (``name_candidates``); None when none or several
+    match: guessing could patch or pass the wrong host."""
+    candidates = name_candidates(host_name, devices)
     return candidates[0] if len(candidates) == 1 else None
+
+
+def _find(device_name, devices, by_id):
+    """The device a host's device name names: a Defender device ID exactly, else a computer name."""
+    return by_id.get(device_name.lower()) if DEVICE_ID_RE.match(device_name) else match_device(device_name, devices)
 
 
 def _sorted_kbs(names, catalog):
     return sorted(names, key=lambda n: (-catalog[n]['cve_addressed'], -catalog[n]['machine_missed_on'], n))
 
 
-def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None):
+def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None,
+               devices=None):
     """Which KBs each host should get, from Defender's answers.
 
     ``hosts`` maps inventory hostnames to Defender device names. ``missing`` is a
     ``missing_kbs_info`` result: per software (``software`` strategy, with ``software`` the
     ``software_info`` result with machine references) or per device (``device`` strategy,
     queried with the hosts' device names and ``ignore_unknown``).
+
+    In the ``software`` strategy, ``devices`` (a ``device_info`` result's ``devices``) are the
+    devices Defender knows among the hosts that no machine reference names: such a host has none
+    of the queried software, so it is in Defender with nothing to patch, not ``not_in_defender``.
     """
     keep = _kb_filter(min_cve_addressed, include_kbs, exclude_kbs)
     catalog = {}
@@ -125,12 +125,13 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
                 'software_ids': list(kb.get('software_ids') or [])}
     plan_hosts = {}
     if strategy == 'software':
-        devices, software_of, by_id = _device_index(software)
+        references, software_of, by_id = _device_index(software)
+        known = dict(((d.get('computer_dns_name') or '').lower(), d) for d in devices or [] if d.get('computer_dns_name'))
+        known_by_id = dict((d['id'].lower(), d) for d in devices or [])
         kbs_of_software = dict((r['software_id'], [kb_name(k['id']) for k in r['missing_kbs']])
                                for r in missing.get('results', []))
         for host, device_name in sorted(hosts.items()):
-            # a Defender device ID names its device exactly; anything else is a computer name
-            ref = by_id.get(device_name.lower()) if DEVICE_ID_RE.match(device_name) else match_device(device_name, devices)
+            ref = _find(device_name, references, by_id) or _find(device_name, known, known_by_id)
             names = set()
             for sid in software_of.get(ref['id'], []) if ref else []:
                 names.update(n for n in kbs_of_software.get(sid, []) if n in catalog)

@@ -127,7 +127,9 @@ def test_software_strategy_api_calls_do_not_grow_with_hosts(ansible, emulator):
         assert run.report is not None, run
         assert run.report['strategy'] == 'software' and 'fleet-wide' in run.report['strategy_note']
         calls.append(emulator.stats()['api_requests'])
-    assert calls[0] == calls[1] == 2 * len(SOFTWARE)
+    # per software: missing KBs and machine references; plus one device listing for the hosts that
+    # no reference names (brand-new-host), whatever their number
+    assert calls[0] == calls[1] == 2 * len(SOFTWARE) + 1
 
 
 def test_software_strategy_gives_each_host_the_kbs_of_its_software(ansible, emulator):
@@ -144,6 +146,41 @@ def test_software_strategy_gives_each_host_the_kbs_of_its_software(ansible, emul
         expected = set('KB' + kb['id'] for sid in machine['software'] if sid in SOFTWARE
                        for kb in software[sid]['missing_kbs'] if kb['cveAddressed'] >= 5)
         assert set(run.report['hosts'][host]['kbs']) == expected
+
+
+def test_software_strategy_knows_devices_that_have_none_of_the_software(ansible, emulator):
+    # Only .NET is queried: a host whose device lacks it is in Defender, and compliant for it.
+    sid = 'microsoft-_-.net_framework'
+    machines = machines_by_name(emulator)
+    having = set(emulator.data['software'][sid]['machines'])
+    without = sorted(n for n, m in machines.items() if n.endswith('.contoso.local') and m['id'] not in having)[:3]
+    with_it = sorted(n for n, m in machines.items() if n.endswith('.contoso.local') and m['id'] in having)[:2]
+    assert without and with_it
+    hosts = dict((n.split('.')[0], dict(UNREACHABLE_WINDOWS)) for n in without + with_it)
+    hosts['brand-new-host'] = dict(UNREACHABLE_WINDOWS)
+    run = run_collection_playbook(ansible, 'compliance', hosts,
+                                  extra_vars={'kb_patching_strategy': 'software', 'kb_patching_software_ids': [sid],
+                                              'kb_patching_fail_on_noncompliance': False})
+    assert run.rc == 0 and run.report is not None, run
+    for name in without:
+        entry = run.report['hosts'][name.split('.')[0]]
+        assert (entry['status'], entry['device_id'], entry['kbs']) == ('compliant', machines[name]['id'], {})
+    assert run.report['hosts']['brand-new-host']['status'] == 'not_in_defender'
+    assert run.report['summary']['not_in_defender'] == 1
+    junit = run.read('kb_patching.junit.xml')
+    assert junit.count('<skipped') == 1 and junit.count('no Defender device matched this host') == 1
+    # one device listing for the three hosts without .NET and the unknown one: not a call per host
+    routes = emulator.stats()['api_by_route']
+    assert routes['machine_list'] == 1 and routes.get('machine', 0) == 0
+    assert routes['software_missing_kbs'] == routes['software_machine_references'] == 1
+
+
+def test_software_strategy_without_machine_read_all_says_so(ansible, emulator):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2),
+                                  env=ansible.credentials('softwareonly'),
+                                  extra_vars={'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE})
+    assert run.rc != 0 and run.report is None
+    assert 'HTTP 403' in run.output and 'Machine.Read.All' in run.output
 
 
 def test_discovery_takes_software_with_weaknesses(ansible, emulator):

@@ -16,6 +16,7 @@ from ansible_collections.defender.tvm.plugins.plugin_utils.kb_patching import (
     host_outcomes,
     kb_name,
     match_device,
+    role_arguments,
 )
 
 A, B, C = 'a' * 40, 'b' * 40, 'c' * 40
@@ -55,6 +56,63 @@ def test_a_short_name_matching_two_devices_is_no_match():
     devices = {'web01.contoso.local': {'id': A}, 'web01.fabrikam.local': {'id': B}}
     assert match_device('web01', devices) is None
     assert match_device('web01.contoso.local', devices)['id'] == A
+
+
+def test_software_plan_knows_devices_that_have_none_of_the_software():
+    # 'file' has none of the queried software: Defender knows its device, it has nothing to patch
+    devices = [{'id': C, 'computer_dns_name': 'file01.contoso.local'}]
+    plan = build_plan('software', {'web': 'web01', 'file': 'FILE01', 'by-id': C.upper(), 'new': 'new01'},
+                      SOFTWARE_MISSING, SOFTWARE, devices=devices)
+    for host in ('file', 'by-id'):
+        assert plan['hosts'][host] == {'device_id': C, 'computer_dns_name': 'file01.contoso.local', 'in_defender': True,
+                                       'software_ids': [], 'kbs': [], 'accept_list': []}
+    assert plan['hosts']['new']['in_defender'] is False
+    assert plan['hosts']['web']['kbs'] == ['KB1', 'KB2']
+
+
+@pytest.mark.parametrize('include,exclude,expected', [
+    ('KB3', None, ['KB3']),            # -e kb_patching_include_kbs=KB3: one KB, not the characters K, B, 3
+    ('1,KB3', None, ['KB1', 'KB3']),
+    (None, 'KB1', ['KB3', 'KB2']),
+    (None, '1, 2', ['KB3']),
+    ([], [], ['KB1', 'KB3', 'KB2']),
+])
+def test_kb_filters_given_as_strings_are_lists(include, exclude, expected):
+    plan = build_plan('software', {'db': 'db01'}, SOFTWARE_MISSING, SOFTWARE, include_kbs=include, exclude_kbs=exclude)
+    assert plan['hosts']['db']['kbs'] == expected
+
+
+def test_a_kb_filter_that_is_no_list_is_refused():
+    with pytest.raises(ValueError, match='include_kbs must be a list of KBs'):
+        build_plan('software', {'db': 'db01'}, SOFTWARE_MISSING, SOFTWARE, include_kbs={'KB1': True})
+
+
+SPEC = {
+    'kb_patching_include_kbs': {'type': 'list', 'elements': 'str', 'default': [], 'description': 'Only these KBs.'},
+    'kb_patching_min_cve_addressed': {'type': 'int', 'default': 0},
+    'kb_patching_discover_software': {'type': 'bool', 'default': False},
+    'kb_patching_report_dir': {'type': 'path', 'default': 'reports'},
+    'kb_patching_mode': {'type': 'str', 'choices': ['report', 'check'], 'default': 'report'},
+    'kb_patching_device_name': {'type': 'str'},
+}
+
+
+def test_role_arguments_are_converted_as_the_spec_types_them():
+    args = role_arguments({'kb_patching_include_kbs': 'KB5034770,KB5034441', 'kb_patching_min_cve_addressed': '5',
+                           'kb_patching_discover_software': 'yes', 'kb_patching_report_dir': '~/reports',
+                           'kb_patching_device_name': None}, SPEC)
+    assert args['kb_patching_include_kbs'] == ['KB5034770', 'KB5034441']
+    assert args['kb_patching_min_cve_addressed'] == 5 and args['kb_patching_discover_software'] is True
+    assert not args['kb_patching_report_dir'].startswith('~')
+    assert args['kb_patching_mode'] == 'report'  # the default
+    assert args['kb_patching_device_name'] is None
+
+
+def test_role_arguments_that_do_not_fit_name_every_problem():
+    with pytest.raises(ValueError) as err:
+        role_arguments({'kb_patching_mode': 'yolo', 'kb_patching_min_cve_addressed': 'many'}, SPEC)
+    assert 'kb_patching_mode must be one of: report, check' in str(err.value)
+    assert 'kb_patching_min_cve_addressed' in str(err.value)
 
 
 def test_software_plan_gives_each_host_the_kbs_of_its_software():
