@@ -83,7 +83,7 @@ def entra_error_message(result):
         codes = [int(c) for c in _AADSTS_RE.findall(first_line)]
     message = "Entra ID refused the token request (%s)" % error
     if first_line:
-        message += ": %s" % first_line
+        message += ": %s" % first_line.rstrip('.')  # Entra's sentence ends in a full stop; so does ours
     hint = next((AADSTS_HINTS[c] for c in codes if c in AADSTS_HINTS), None)
     if hint:
         message += ". Fix: %s" % hint

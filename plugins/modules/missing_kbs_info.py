@@ -181,7 +181,11 @@ results:
       returned: with O(machine_ids)
       sample: 2339ad14a01bd0299afb93dfa2550136057bff96
     computer_dns_name:
-      description: The device's computer DNS name when it was given by name, else null.
+      description:
+        - The device's computer DNS name, when it was given by name in O(machine_ids).
+        - V(null) when it was given by its device ID - Defender's missing-KB answer carries no name,
+          and not looking the device up is what saves the call. M(defender.tvm.device_info) gives
+          the names of device IDs.
       type: str
       returned: with O(machine_ids)
       sample: srv-sql01.contoso.local
@@ -202,7 +206,7 @@ accept_list:
     - Patterns, one per KB in RV(missing_kbs) order, for the C(accept_list) option of
       M(ansible.windows.win_updates), each selecting exactly the update that carries that KB.
     - win_updates matches each pattern case-insensitively and unanchored against one string, the
-      update's title followed by its KB IDs (for example C(... (KB4540673\)KB4540673)). So a bare
+      update's title followed by its KB IDs (for example V(... (KB4540673\)KB4540673)). So a bare
       C(KB45406) would also select C(KB4540673), a title that mentions a KB would select the wrong
       update, and C(^KB4540673$) would select nothing. These patterns match the KB only where the
       KB IDs are, at the end.

@@ -34,9 +34,12 @@ TITLE = 'KB patching report'
 # XML 1.0 cannot carry most control characters, not even escaped; a host name with one must not
 # make the whole JUnit file unreadable for the CI system.
 _XML_INVALID = re.compile('[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]')
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can start
-# markup, links, HTML or break a table cell.
-_MARKDOWN_SPECIAL = re.compile(r'([\\`*_{}\[\]<>()#+!|~&])')
+# CommonMark lets any ASCII punctuation be backslash-escaped; escape only what can start markup
+# anywhere (emphasis, code, links, HTML, entities, strikethrough) or break a table cell. With
+# the brackets escaped, parentheses and "!" cannot form a link or an image, so "(KB5033909)" stays.
+_MARKDOWN_INLINE = re.compile(r'([\\`*_\[\]<>|~&])')
+# ... and what starts a block only at the start of a value: a heading, list item, quote or rule.
+_MARKDOWN_LEADING = re.compile(r'^(?:([#+=>-])|(\d+)([.)]))')
 
 
 def _count(value):
@@ -81,10 +84,14 @@ def _safe_url(url):
     return url if scheme in ('http', 'https') else None
 
 
+def ranked_kbs(report):
+    """The KBs, those that matter most first: most CVEs addressed, then missing on most devices."""
+    return sorted(_kbs(report), key=lambda item: (-_count(item[1].get('cve_addressed')), -_count(item[1].get('machine_missed_on')), item[0]))
+
+
 def worst_kbs(report, limit=WORST_LIMIT):
-    """The KBs that matter most: most CVEs addressed, then missing on most devices."""
-    ranked = sorted(_kbs(report), key=lambda item: (-_count(item[1].get('cve_addressed')), -_count(item[1].get('machine_missed_on')), item[0]))
-    return ranked[:limit]
+    """The first ``limit`` of ``ranked_kbs``."""
+    return ranked_kbs(report)[:limit]
 
 
 def _filters_text(report, esc):
@@ -146,7 +153,8 @@ def render_junit(report):
 
 def _md(value):
     """Escape data for Markdown; newlines would end a table row, so they become spaces."""
-    return _MARKDOWN_SPECIAL.sub(r'\\\1', ' '.join(_text(value).split()))
+    text = _MARKDOWN_INLINE.sub(r'\\\1', ' '.join(_text(value).split()))
+    return _MARKDOWN_LEADING.sub(lambda m: '\\' + m.group(1) if m.group(1) else m.group(2) + '\\' + m.group(3), text)
 
 
 def _md_link(text, url):
@@ -309,7 +317,8 @@ def _html_cell(outcome, error):
 
 
 def _html_table(report):
-    hosts, kbs = _hosts(report), _kbs(report)
+    # KB columns in the chart's order (most CVEs addressed first), so the KBs that matter are on screen
+    hosts, kbs = _hosts(report), ranked_kbs(report)
     if not hosts:
         return '<p class="empty">No hosts: nothing to report.</p>'
     head = '<tr><th scope="col">Host</th><th scope="col">Status</th>%s</tr>' % ''.join(_html_kb_header(name, kb) for name, kb in kbs)

@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleError, AnsibleOptionsError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
@@ -38,7 +38,12 @@ class DefenderLookupBase(LookupBase):
         if transport.REQUESTS_IMPORT_ERROR:
             raise AnsibleError("The %s lookup needs the Python library 'requests' on the controller" % self._load_name)
         option_variables = self._option_variables(variables)
-        self.set_options(var_options=option_variables, direct=kwargs)
+        try:
+            self.set_options(var_options=option_variables, direct=kwargs)
+        except AnsibleOptionsError as exc:
+            # ansible-core 2.19 keeps the valid choices in help text that a task failure does not show
+            help_text = getattr(exc, '_help_text', None)
+            raise AnsibleError('%s %s' % (exc.message, help_text) if help_text else str(exc)) from None
         # Given in the call or as ansible_mde_* variables: these win over the environment.
         explicit = set(kwargs) | set(name[len(self.VARIABLE_PREFIX):] for name in option_variables)
         client = None

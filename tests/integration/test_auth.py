@@ -119,7 +119,7 @@ def test_entra_errors_carry_the_aadsts_code_and_the_fix(ansible, playbook, chang
     run = ansible.run(playbook, env=env, extra_vars={'software_ids': ID, 'terms': ID})
     assert run.result['failed'] is True
     assert code in run.result['msg'] and hint in run.result['msg']
-    assert 'Traceback' not in run.result['msg']
+    assert 'Traceback' not in run.result['msg'] and '..' not in run.result['msg']
 
 
 def test_no_credentials_says_what_to_set_and_calls_nothing(ansible, emulator):
@@ -167,3 +167,12 @@ def test_malformed_urls_fail_before_any_network_call(ansible, emulator, playbook
     assert 'https://https://' not in run.result['msg'] and 'https://not a url' not in run.result['msg']
     stats = emulator.stats()
     assert stats['api_requests'] == 0 and stats['oidc_requests'] == 0 and stats['token_requests'] == 0
+
+
+@pytest.mark.parametrize('playbook', ['module', 'lookup'])
+def test_a_bad_cloud_lists_the_choices(ansible, emulator, playbook):
+    run = ansible.run(playbook, extra_vars={'software_ids': ID, 'terms': ID, 'mde_cloud': 'moon',
+                                            'lookup_kwargs': {'cloud': 'moon'}})
+    assert run.result['failed'] is True and 'moon' in run.result['msg']
+    assert 'dod, gcc, gcc_high, public' in run.result['msg'], run.result['msg']
+    assert emulator.stats()['api_requests'] == 0

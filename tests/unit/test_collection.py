@@ -49,6 +49,13 @@ def test_every_module_documents_the_action_group():
             'action_group' in documentation('modules', name)['DOCUMENTATION']
 
 
+def test_galaxy_metadata_has_no_placeholder_links():
+    with open(os.path.join(ROOT, 'galaxy.yml')) as handle:
+        meta = yaml.safe_load(handle)
+    for key in ('repository', 'documentation', 'homepage', 'issues'):
+        assert 'example.invalid' not in str(meta.get(key) or ''), key
+
+
 def test_galaxy_version_matches_the_user_agent_version():
     with open(os.path.join(ROOT, 'galaxy.yml')) as handle:
         assert yaml.safe_load(handle)['version'] == COLLECTION_VERSION

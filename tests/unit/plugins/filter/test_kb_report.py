@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+from html import escape
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -17,6 +18,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.defender.tvm.plugins.filter.kb_report import FilterModule
+from ansible_collections.defender.tvm.plugins.plugin_utils import kb_report
 from ansible_collections.defender.tvm.plugins.plugin_utils.kb_report import render_html, render_junit, render_markdown, worst_kbs
 
 # Untrusted names: an inventory hostname and a KB name that try to break out of HTML, XML and Markdown tables.
@@ -201,7 +203,7 @@ def test_markdown_noncompliant_hosts_escapes_pipes():
     by_host = dict((row[0], row) for row in rows[2:])
     assert sorted(by_host) == ['app02', r'db\<01\>\&"prod"\|eu']
     hostile = by_host[r'db\<01\>\&"prod"\|eu']
-    assert hostile[1] == r'KB5034122, KB5099999\<img src=x onerror=alert\(1\)\>\&"q"\|r'
+    assert hostile[1] == r'KB5034122, KB5099999\<img src=x onerror=alert(1)\>\&"q"\|r'
     assert hostile[3] == r'KB5034441 (0x80240022: Installation failed \| \<retry\> \& "reboot")'
     assert hostile[4] == 'KB5035849'
     assert by_host['app02'][1:3] == ['KB5034122', 'KB5035849']
@@ -214,8 +216,18 @@ def test_markdown_worst_kbs_and_absent_hosts():
     assert rows[2][0] == '[KB5035849](%sKB5035849)' % CATALOG
     assert rows[2][3] == '12'
     # The hostile KB: escaped, and its javascript: URL is not linked.
-    assert rows[5][0] == r'KB5099999\<img src=x onerror=alert\(1\)\>\&"q"\|r' and 'javascript' not in markdown
+    assert rows[5][0] == r'KB5099999\<img src=x onerror=alert(1)\>\&"q"\|r' and 'javascript' not in markdown
     assert markdown.rstrip().endswith('## Hosts not in Defender\n\n- ghost03')
+
+
+@pytest.mark.parametrize('value,expected', [
+    ('2024-01 Cumulative Update for .NET Framework (KB5033909)', '2024-01 Cumulative Update for .NET Framework (KB5033909)'),
+    ('[link](javascript:x)', r'\[link\](javascript:x)'),
+    ('# heading', r'\# heading'), ('- item', r'\- item'), ('1. item', r'1\. item'), ('> quote', r'\> quote'),
+    ('a*b_c`d', r'a\*b\_c\`d'), ('pipe|cell', r'pipe\|cell'), ('web-01 (prod) #2!', 'web-01 (prod) #2!'),
+])
+def test_markdown_escapes_only_what_would_become_markup(value, expected):
+    assert kb_report._md(value) == expected
 
 
 def test_markdown_is_deterministic_and_handles_empty():
@@ -278,6 +290,16 @@ def test_html_chart_orders_by_cves():
     positions = [chart.index('>%s</text>' % kb) for kb in ('KB5035849', 'KB5034122', 'KB5034441')]
     assert positions == sorted(positions)
     assert '25 CVEs \u00b7 missing on 12 devices' in chart
+
+
+def test_html_table_columns_follow_the_chart_order():
+    report = sample_report()
+    text = render_html(report)
+    table = text.split('<table', 1)[1].split('</table>', 1)[0]
+    header = table.split('</tr>', 1)[0]
+    ranked = [name for name, dummy in kb_report.ranked_kbs(report)]
+    positions = [header.index('>%s<' % escape(kb)) for kb in ranked]
+    assert positions == sorted(positions) and ranked != sorted(ranked)  # by CVEs, which is not by number
 
 
 def test_html_empty_report():

@@ -99,7 +99,8 @@ def test_entra_errors_become_one_line_with_the_fix():
                              'def\r\nTimestamp: 2026-01-01',
         'error_codes': [7000215], 'correlation_id': 'def'})
     assert message == ('Entra ID refused the token request (invalid_client): AADSTS7000215: Invalid client secret '
-                       'provided.. Fix: check client_secret: send the secret\'s value, not its ID (correlation ID def)')
+                       'provided. Fix: check client_secret: send the secret\'s value, not its ID (correlation ID def)')
+    assert '..' not in message  # Entra's full stop is not doubled
     assert 'Trace ID' not in message
     assert 'AADSTS90002' in entra_error_message({'error': 'invalid_request',
                                                  'error_description': 'AADSTS90002: Tenant x not found.'})
