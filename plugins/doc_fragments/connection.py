@@ -147,10 +147,10 @@ notes:
     ones, then, for a lookup, the C([defender_tvm]) section of C(ansible.cfg), then the default.
   - The credential is taken whole from the first of those sources that gives one, and
     credential options from the other sources are ignored - O(access_token), or O(client_secret),
-    or O(client_certificate_path) with its O(client_certificate_password), or
-    O(federated_token_file). So an explicit O(client_certificate_path) wins over an exported
-    E(MDE_CLIENT_SECRET). Within that one source O(access_token) wins over app credentials, and
-    two app credentials are an error.
+    or O(client_certificate_path) with its O(client_certificate_password) (from the same source,
+    or from a more explicit one), or O(federated_token_file). So an explicit
+    O(client_certificate_path) wins over an exported E(MDE_CLIENT_SECRET). Within that one source
+    O(access_token) wins over app credentials, and two app credentials are an error.
 '''
 
     # Extra sources for plugins (lookups read ansible.cfg and variables; modules cannot).

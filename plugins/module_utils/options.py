@@ -323,6 +323,14 @@ class Settings:
                 chosen = source
                 break
         values = dict((name, by_source.get(chosen, {}).get(name)) for name in CREDENTIAL_GROUP)
+        if not values['client_certificate_path']:
+            values['client_certificate_password'] = None
+        elif values['client_certificate_password'] is None:
+            # A password given more explicitly than its certificate goes with it (the path exported,
+            # the password from a vault variable); one from a less explicit source never does.
+            values['client_certificate_password'] = next(
+                (by_source[source]['client_certificate_password'] for source in sorted(by_source)
+                 if source < chosen and 'client_certificate_password' in by_source[source]), None)
         return chosen, values
 
     @property

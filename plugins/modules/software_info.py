@@ -42,7 +42,7 @@ options:
   filter:
     description:
       - An OData C($filter) expression on C(id), C(name) or C(vendor), combined with O(vendor) and
-        O(name) by C(and), for example V(startswith(name,'windows')).
+        O(name) by C(and), for example V(startswith(name,'windows'\)).
       - Ignored with O(software_ids).
     type: str
   machine_references:

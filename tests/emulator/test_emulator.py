@@ -1,6 +1,6 @@
 """Tests of the Defender/Entra emulator over real HTTPS, with requests and MSAL.
 
-Run: PYTHONPATH=tests/emulator python -m pytest tests/emulator -q
+Run, from the root of a clone: python -m pytest tests/emulator -q (conftest.py puts the package on sys.path)
 The machine may export REQUESTS_CA_BUNDLE, which overrides a session's verify;
 every request here therefore passes verify= itself.
 """
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mde_emulator import (CERT_PASSWORD, DEFAULT_SCOPE, FEDERATED_CLIENT_ID, SECRET_CLIENT_ID, SECRET_CLIENT_SECRET,
                           TENANT_DOMAIN, TENANT_ID, Emulator)
+from mde_emulator import data as data_module
 from mde_emulator.data import Dataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -435,12 +436,13 @@ def test_odata_options(emu, http):
     assert names("/api/Software?$filter=vendor eq 'microsoft' and contains(name,'.net')") == [".net_framework"]
     assert names("/api/Software?$filter=id+eq+'notepad_plus_plus-_-notepad%2B%2B'") == ["notepad++"]
     everything = names("/api/Software")
-    assert len(everything) == 15
+    assert len(everything) == 16
     assert names("/api/Software?$top=4&$skip=2") == everything[2:6]
     assert names("/api/machines?$filter=startswith(computerDnsName,'srv-')&$top=2") == [
         "srv-dc01.contoso.local", "srv-file01.contoso.local"]
     assert names("/api/machines?$filter=osPlatform eq 'WindowsServer2022'") == [
-        "srv-sql01.contoso.local", "srv-app01.contoso.local", "srv-web01.contoso.local"]
+        "srv-sql01.contoso.local", "srv-app01.contoso.local", "srv-web01.contoso.local", "web01.contoso.local",
+        "web01.fabrikam.local"]
     assert names("/api/machines?$filter=computerDnsName eq 'WS-0003.CONTOSO.LOCAL'") == ["ws-0003.contoso.local"]
     for bad in ("$top=10001", "$top=-1", "$skip=x", "$filter=name gt 'a'", "$filter=weaknesses eq 'x'",
                 "$filter=startswith(name,'a'"):
@@ -452,9 +454,16 @@ def test_odata_options(emu, http):
 # -- dataset --------------------------------------------------------------------------------------------
 
 
+# Microsoft's example answer of GET /api/Software/microsoft-_-edge/getmissingkbs ("Get missing KBs by software ID").
+MICROSOFT_EDGE_SAMPLE = {"id": "4540673", "name": "March 2020 Security Updates", "productsNames": ["edge"],
+                         "url": "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB4540673",
+                         "machineMissedOn": 240, "cveAddressed": 14}
+MICROSOFT_DEVICE = "2339ad14a01bd0299afb93dfa2550136057bff96"  # the device of "Get missing KBs by device ID"
+
+
 def test_dataset_is_consistent(emu, http):
     data = emu.data
-    assert len(data["software"]) == 15 and len(data["machines"]) == 12
+    assert len(data["software"]) == 16 and len(data["machines"]) == 16
     for sid, software in data["software"].items():
         served = api(http, emu, f"/api/Software/{urllib.parse.quote(sid, safe='')}/getmissingkbs").json()["value"]
         assert served == software["missing_kbs"]
@@ -462,6 +471,9 @@ def test_dataset_is_consistent(emu, http):
             assert 1 <= kb["cveAddressed"] <= 120 and software["name"] in kb["productsNames"]
             owners = [m for m in software["machines"]
                       if kb["id"] in [k["id"] for k in data["machines"][m]["missing_kbs"]]]
+            if sid == "microsoft-_-edge":  # the one count fixed to Microsoft's sample, not computed
+                assert kb == MICROSOFT_EDGE_SAMPLE and owners == [MICROSOFT_DEVICE]
+                continue
             assert kb["machineMissedOn"] == len(owners) > 0
         assert software["exposedMachines"] == (len(software["machines"]) if software["weaknesses"] else 0)
     for mid, machine in data["machines"].items():
@@ -482,9 +494,46 @@ def test_dataset_is_deterministic_and_extendable():
     assert Dataset(3).to_dict() == Dataset(3).to_dict()
     assert Dataset(3).to_dict() != Dataset(4).to_dict()
     big = Dataset(1, extra_software=1000, extra_machines=30)
-    assert len(big.software) == 1015 and len(big.machines) == 42
+    assert len(big.software) == 1016 and len(big.machines) == 46
     extra = [sid for sid in big.software if sid not in Dataset(1).software]
     assert all(1 <= len(big.software_missing[sid]) <= 5 for sid in extra[:200])
+
+
+@pytest.mark.parametrize("seed", [0, 7, 1234])
+def test_microsofts_documented_examples_are_served_as_documented(seed, emu, http):
+    """The documented example IDs answer Microsoft's sample, whatever the seed (tests use 7, 1234 and others)."""
+    data = Dataset(seed, extra_software=3, extra_machines=2).to_dict()
+    assert data["software"]["microsoft-_-edge"]["missing_kbs"] == [MICROSOFT_EDGE_SAMPLE]
+    assert data["machines"][MICROSOFT_DEVICE]["missing_kbs"] == [dict(MICROSOFT_EDGE_SAMPLE, machineMissedOn=1)]
+    for mid in ("7c7e1896fa39efb0a32a2cf421d837af1b9bf762", MICROSOFT_DEVICE):
+        assert mid in data["machines"]
+    names = {m["computerDnsName"] for m in data["machines"].values()}
+    assert {"web01.contoso.local", "web01.fabrikam.local", "srv-sql01.contoso.local"} <= names
+    # the same over HTTP (the emulator fixture runs seed 7)
+    assert api(http, emu, "/api/Software/microsoft-_-edge/getmissingkbs").json()["value"] == [MICROSOFT_EDGE_SAMPLE]
+    assert api(http, emu, f"/api/machines/{MICROSOFT_DEVICE}/getmissingkbs").json()["value"] == [
+        dict(MICROSOFT_EDGE_SAMPLE, machineMissedOn=1)]
+    assert api(http, emu, "/api/Software/microsoft-_-edge").json()["name"] == "edge"
+    both = api(http, emu, "/api/machines?$filter=startswith(computerDnsName,'web01.')").json()["value"]
+    assert sorted(m["computerDnsName"] for m in both) == ["web01.contoso.local", "web01.fabrikam.local"]
+
+
+def test_documented_entities_leave_the_seeded_data_alone(monkeypatch):
+    """They come after every random draw: the seeded entities are those of a dataset built without them."""
+    with_docs = Dataset(5, extra_software=4, extra_machines=3)
+    documented_machines = {m[0] for m in data_module.DOCUMENTED_MACHINES}
+    monkeypatch.setattr(Dataset, "_add_documented", lambda self: None)
+    without = Dataset(5, extra_software=4, extra_machines=3)
+    assert set(with_docs.machines) == set(without.machines) | documented_machines
+    assert set(with_docs.software) == set(without.software) | {"microsoft-_-edge"}
+    for mid, machine in without.machines.items():
+        assert with_docs.machines[mid] == machine and with_docs.machine_missing[mid] == without.machine_missing[mid]
+    for sid, software in without.software.items():
+        assert with_docs.software_missing[sid] == without.software_missing[sid]
+        assert {k: v for k, v in with_docs.software[sid].items() if k != "exposedMachines"} == \
+            {k: v for k, v in software.items() if k != "exposedMachines"}
+    for kb, info in without.kbs.items():
+        assert with_docs.kbs[kb] == info
 
 
 # -- paging ---------------------------------------------------------------------------------------------

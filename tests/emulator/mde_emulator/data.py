@@ -5,6 +5,12 @@ the catalog of products and KBs is fixed and modelled on real January and
 February 2024 Patch Tuesday releases so that responses look like production.
 Aggregates (``machineMissedOn``, ``exposedMachines``) are computed from the
 relations, so a client's de-duplication and counting can be checked exactly.
+
+On top of that come the entities the collection's documentation names (``DOCUMENTED_*``):
+Microsoft's own example software ``microsoft-_-edge`` with its documented getmissingkbs record,
+whose ``machineMissedOn`` (240) is fixed to Microsoft's sample instead of computed, and the
+example devices. They are the same for every seed and are added after every random draw, so the
+seeded data is the same with or without them.
 """
 
 import copy
@@ -105,6 +111,36 @@ EXTRA_PRODUCTS = ["agent", "line_of_business_app", "reporting_client", "print_se
                   "backup_agent", "crm_desktop", "scanner_toolkit"]
 INSTALLED_PROBABILITY = 0.3
 
+# -- Entities the documentation names (fixed, the same for every seed) ------------------------------
+# So that every example of the docs (modules, lookups, README, docs/docsite, roles, playbooks, demo)
+# runs against the emulator. Added after every random draw (see Dataset._add_documented).
+
+# Microsoft's example software ("Get software by ID": weaknesses, publicExploit, activeAlert and
+# impactScore as documented; exposedMachines is computed from the relations as for all software).
+DOCUMENTED_SOFTWARE = {"id": "microsoft-_-edge", "name": "edge", "vendor": "microsoft", "weaknesses": 467,
+                       "publicExploit": True, "activeAlert": False, "impactScore": 2.39947438}
+# Microsoft's example answer of "Get missing KBs by software ID" for microsoft-_-edge, exactly:
+# GET /api/Software/microsoft-_-edge/getmissingkbs returns this one record. Its machineMissedOn
+# (240) is FIXED to Microsoft's sample, the one count of the dataset not computed from the relations.
+DOCUMENTED_KB = {"id": "4540673", "name": "March 2020 Security Updates", "productsNames": ["edge"],
+                 "url": CATALOG_URL.format("4540673"), "machineMissedOn": 240, "cveAddressed": 14}
+# (device id, computerDnsName, osPlatform, rbac group, software names, missing KBs). They miss none of
+# the seeded KBs, so the seeded counts stay as computed.
+DOCUMENTED_MACHINES = [
+    # Microsoft's example device of "Get missing KBs by device ID", with Edge, missing KB4540673.
+    ("2339ad14a01bd0299afb93dfa2550136057bff96", "ws-edge01.contoso.local", "Windows10", "Workstations",
+     ["windows_10", "edge", "internet_explorer"], ["4540673"]),
+    # The device id of software_info's machine_references sample; fully patched.
+    ("7c7e1896fa39efb0a32a2cf421d837af1b9bf762", "ws-0007.contoso.local", "Windows11", "Workstations",
+     ["windows_11", "edge_chromium-based", ".net_framework", "office"], []),
+    # Two devices with the short name web01 (the kb_patching_plan filter's example, and the
+    # troubleshooting guide's "The short name web01 matches several devices"); fully patched.
+    ("6f0a2b8c3d4e5f60718293a4b5c6d7e8f9a0b1c2", "web01.contoso.local", "WindowsServer2022", "Servers",
+     ["windows_server_2022", "edge_chromium-based", ".net_framework"], []),
+    ("0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0", "web01.fabrikam.local", "WindowsServer2022", "Servers",
+     ["windows_server_2022", "edge_chromium-based", ".net_framework"], []),
+]
+
 
 def software_id(vendor, name):
     """Defender software ids are ``{vendor}-_-{name}``."""
@@ -133,6 +169,7 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         self._build_extra_software(extra_software)
         self._compute_missing()
         self._aggregate()
+        self._add_documented()  # after every random draw: the seeded data does not depend on it
         self.by_dns_name = {m["computerDnsName"].lower(): mid for mid, m in self.machines.items()}
 
     # -- construction -------------------------------------------------------------------------
@@ -300,6 +337,46 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
                 "exposedMachines": exposed,
                 "impactScore": round(rng.uniform(0.05, 12.0) * exposed / max(total, 1), 8) if exposed else 0.0,
             })
+
+    def _add_documented(self):
+        """The fixed entities of ``DOCUMENTED_*``; no random draw, so the seeded data stays as it is."""
+        sid = DOCUMENTED_SOFTWARE["id"]
+        self.software[sid] = {key: DOCUMENTED_SOFTWARE[key] for key in ("id", "name", "vendor", "weaknesses",
+                                                                        "publicExploit", "activeAlert")}
+        self.software[sid].update(exposedMachines=0, impactScore=DOCUMENTED_SOFTWARE["impactScore"])
+        self.software_machines[sid] = []
+        kb = DOCUMENTED_KB["id"]
+        self.kbs[kb] = {"id": kb, "name": DOCUMENTED_KB["name"], "productsNames": list(DOCUMENTED_KB["productsNames"]),
+                        "url": DOCUMENTED_KB["url"], "cveAddressed": DOCUMENTED_KB["cveAddressed"], "platform": None,
+                        "documented": True}
+        self.software_missing[sid] = [(kb, DOCUMENTED_KB["machineMissedOn"])]
+        by_name = {s["name"]: s_id for s_id, s in self.software.items()}
+        for index, (mid, fqdn, platform, group, names, missing) in enumerate(DOCUMENTED_MACHINES):
+            version, build = OS_DETAILS[platform]
+            server = platform.startswith("WindowsServer")
+            last_seen = SNAPSHOT - datetime.timedelta(hours=2 + index)
+            ip = f"10.{30 if server else 40}.0.{10 + index}"
+            self.machines[mid] = {
+                "id": mid, "computerDnsName": fqdn, "firstSeen": _timestamp(last_seen - datetime.timedelta(days=400)),
+                "lastSeen": _timestamp(last_seen), "osPlatform": platform, "version": version, "osProcessor": "x64",
+                "osBuild": build, "osArchitecture": "64-bit", "lastIpAddress": ip,
+                "lastExternalIpAddress": f"198.51.100.{10 + index}", "healthStatus": "Active",
+                "onboardingStatus": "Onboarded", "deviceValue": "High" if server else "Normal",
+                "rbacGroupName": group, "rbacGroupId": RBAC_GROUP_IDS.get(group, 300), "riskScore": "Low",
+                "exposureLevel": "Medium" if missing else "Low", "isAadJoined": not server,
+                "aadDeviceId": None if server else str(uuid.uuid5(uuid.NAMESPACE_DNS, fqdn)),
+                "machineTags": ["Server"] if server else [],
+                "ipAddresses": [{"ipAddress": ip, "macAddress": mid[:12].upper(), "type": "Ethernet",
+                                 "operationalStatus": "Up"}],
+            }
+            self._patch_state[mid] = "documented"
+            self.machine_software[mid] = [by_name[name] for name in names]
+            self.machine_missing[mid] = list(missing)
+            for owned in self.machine_software[mid]:
+                self.software_machines[owned].append(mid)
+        for owned in {s for mid, *dummy in DOCUMENTED_MACHINES for s in self.machine_software[mid]}:
+            entity = self.software[owned]
+            entity["exposedMachines"] = len(self.software_machines[owned]) if entity["weaknesses"] else 0
 
     # -- API views ------------------------------------------------------------------------------
 

@@ -224,6 +224,10 @@ def test_the_certificate_password_comes_with_the_certificate():
     # a password alone is no credential: the source that has one is used
     settings = from_sources({'client_certificate_password': 'lonely'}, {'MDE_CLIENT_SECRET': 'exported'})
     assert (settings.credential_type, settings.client_certificate_password) == ('client_secret', None)
+    # the certificate exported, its password from a (vault) variable: more explicit, so it goes with it
+    settings = from_sources({'client_certificate_password': 'from-vault'},
+                            {'MDE_CLIENT_CERTIFICATE_PATH': __file__, 'AZURE_CLIENT_CERTIFICATE_PASSWORD': 'stale'})
+    assert (settings.credential_type, settings.client_certificate_password) == ('client_certificate_path', 'from-vault')
 
 
 @pytest.mark.parametrize('explicit,environ,source', [
