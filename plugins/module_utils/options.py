@@ -26,7 +26,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
 
-COLLECTION_VERSION = '1.1.0'
+COLLECTION_VERSION = '1.1.1'
 
 # Cloud -> (authority host, API host, token scope).
 # Public: the docs' app-only flow asks for the legacy audience
