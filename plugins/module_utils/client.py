@@ -121,9 +121,8 @@ class DefenderClient:
     def get_pages(self, segments, what, permission, page_size, **params):
         """Every item of a listing that pages with ``$top``/``$skip`` until a short page.
 
-        For the listings whose documented paging is ``$top`` (at most 10,000) and ``$skip``: with
-        ``$top`` the API gives no ``@odata.nextLink`` (and the machine listing's links misbehave
-        without it, reference section 8).
+        For the listings whose documented paging is ``$top`` (at most 10,000) and ``$skip``, which
+        give no ``@odata.nextLink`` with ``$top``.
         """
         items, skip = [], 0
         while True:

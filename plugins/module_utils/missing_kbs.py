@@ -109,7 +109,7 @@ def resolve_device(client, name):
         except NotFoundError:  # the API answers 404 when it has no device to list
             listed = []
         machine = only_device(name, name_candidates(name, dict(
-            ((m.get('computerDnsName') or '').lower(), m) for m in listed if m.get('computerDnsName'))))
+            (m['computerDnsName'].lower(), m) for m in listed if m.get('computerDnsName'))))
     if machine is None:
         return None
     if not isinstance(machine, dict) or not machine.get('id'):

@@ -228,7 +228,7 @@ def _https_url(name, value, example, path_allowed):
         raise ConfigurationError("%s: it contains whitespace or control characters" % wrong)
     if '://' not in text:
         host = text.rstrip('/')
-        if not re.match(r'^[A-Za-z0-9.-]+(:[0-9]+)?$', host) or not _valid_host(host.split(':')[0]):
+        if not re.match(r'^[A-Za-z0-9.-]+(:[0-9]+)?$', host) or not _valid_host(host.split(':', maxsplit=1)[0]):
             raise ConfigurationError(wrong)
         text = 'https://' + host
     parts = urlsplit(text)

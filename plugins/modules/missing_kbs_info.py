@@ -184,8 +184,7 @@ results:
       description:
         - The device's computer DNS name, when it was given by name in O(machine_ids).
         - V(null) when it was given by its device ID - Defender's missing-KB answer carries no name,
-          and not looking the device up is what saves the call. M(defender.tvm.device_info) gives
-          the names of device IDs.
+          and not looking the device up is what saves the call.
       type: str
       returned: with O(machine_ids)
       sample: srv-sql01.contoso.local

@@ -111,9 +111,9 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
     ``software_info`` result with machine references) or per device (``device`` strategy,
     queried with the hosts' device names and ``ignore_unknown``).
 
-    In the ``software`` strategy, ``devices`` (a ``device_info`` result's ``devices``) are the
-    devices Defender knows among the hosts that no machine reference names: such a host has none
-    of the queried software, so it is in Defender with nothing to patch, not ``not_in_defender``.
+    In the ``software`` strategy, ``devices`` are more devices Defender knows (machine references
+    of the Windows software): a host that is one of them but that no queried software names has
+    none of that software, so it is in Defender with nothing to patch, not ``not_in_defender``.
     """
     keep = _kb_filter(min_cve_addressed, include_kbs, exclude_kbs)
     catalog = {}

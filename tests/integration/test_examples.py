@@ -96,10 +96,7 @@ EXPECTED_FAILURES = {
 
 # (plugin, task name) -> why the task's condition is false on this data, so that it is skipped (its
 # `when` is evaluated, nothing else). The test checks that it was skipped by its condition.
-EXPECTED_SKIPS = {
-    (('module', 'device_info'), 'Hosts Defender has never seen (no sensor, or another name)'):
-        "the example's device, srv-sql01.contoso.local, is in Defender, so not_found is empty",
-}
+EXPECTED_SKIPS = {}
 
 # (plugin, task name) -> why the task cannot run here. It is left out of the play. None today.
 NOT_RUN = {}
