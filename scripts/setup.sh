@@ -8,21 +8,35 @@
 # get-pip stand-in that ansible-test needs for its sanity venvs.
 # DEFENDER_TVM_VENV picks the venv, PYTHON its interpreter, and DEFENDER_TVM_ANSIBLE_CORE (a pip
 # version spec such as "==2.16.*") makes a test-only venv with that ansible-core.
+# Does nothing when everything is already there: pip runs only when the venv's stamp file
+# (.defender-tvm-setup) does not hold the hash of the requirements files, the ansible-core spec and
+# the venv's Python; DEFENDER_TVM_SETUP_FORCE=1 runs it anyway.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${DEFENDER_TVM_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
+STAMP="$VENV/.defender-tvm-setup"
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-if [ -n "${DEFENDER_TVM_ANSIBLE_CORE:-}" ]; then
-    # a version-matrix venv: the test requirements and the ansible-core asked for
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-test.txt" \
-        "ansible-core$DEFENDER_TVM_ANSIBLE_CORE"
+wanted="$( { cat "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" "$ROOT/requirements-dev.txt"
+             echo "ansible-core spec: ${DEFENDER_TVM_ANSIBLE_CORE:-from requirements-dev.txt}"
+             "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | cksum)"
+if [ "${DEFENDER_TVM_SETUP_FORCE:-0}" != "1" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ]; then
+    fresh=0
 else
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+    fresh=1
+    rm -f "$STAMP"   # stamped again only once pip has succeeded
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    if [ -n "${DEFENDER_TVM_ANSIBLE_CORE:-}" ]; then
+        # a version-matrix venv: the test requirements and the ansible-core asked for
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-test.txt" \
+            "ansible-core$DEFENDER_TVM_ANSIBLE_CORE"
+    else
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+    fi
+    echo "$wanted" > "$STAMP"
 fi
 
 # ansible-test sanity lints the shell scripts with shellcheck when it is installed; install it
@@ -33,12 +47,17 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v
         || echo "note: could not install shellcheck; sanity will skip it"
 fi
 
-# The report test renders the HTML report in headless Chromium (Debian's chromium + chromedriver).
-"$ROOT/scripts/install-browser.sh" || echo "note: no headless Chromium; the browser test will fail and say why"
+# The report test renders the HTML report in headless Chromium (Debian's chromium + chromedriver);
+# only the default venv runs it (install-browser.sh does nothing when the browser is there).
+if [ -z "${DEFENDER_TVM_ANSIBLE_CORE:-}" ]; then
+    "$ROOT/scripts/install-browser.sh" || echo "note: no headless Chromium; the browser test will fail and say why"
+fi
 
 mkdir -p "$HOME/.ansible/test/cache"
 for version in 23_1_2 24_2 25_2; do  # ansible-core 2.16, 2.17-2.19, 2.20+
-    cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"
+    if ! cmp -s "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"; then
+        cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_$version.py"
+    fi
 done
 # ansible.windows (for win_updates' argument spec, ansible-doc and lint): Galaxy is out of reach,
 # but the `ansible` package on PyPI bundles it. Extract just that collection, from a pinned release.
@@ -56,4 +75,8 @@ PY
     rm -rf "$ROOT/.work/wheel"
 fi
 
-"$VENV/bin/python" -c "import ansible, msal, requests; print('ready: ansible-core', ansible.__version__, '- msal', msal.__version__, '- requests', requests.__version__)"
+if [ "$fresh" = "1" ]; then
+    "$VENV/bin/python" -c "import ansible, msal, requests; print('ready: ansible-core', ansible.__version__, '- msal', msal.__version__, '- requests', requests.__version__)"
+else
+    echo "ready: $VENV is complete (requirements unchanged since its last setup), nothing installed"
+fi

@@ -3,19 +3,25 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# The whole test suite, as CI runs it. First the version matrix: ansible-test sanity, the unit
-# and the integration tests on ansible-core 2.16 (the oldest supported, Python 3.11) and 2.21
-# (Python 3.12, where such an interpreter exists). Then the default ansible-core (2.19 on
-# Python 3.11): sanity, ansible-lint, the docs site, and pytest over the unit tests, the emulator's own tests,
-# the integration tests (real ansible-playbook runs against the emulator) and the packaging
-# tests (tarball, execution environment, changelog).
+# The whole test suite, as CI runs it. First the version matrix, ansible-core 2.16 (the oldest
+# supported, Python 3.11) and 2.21 (Python 3.12, where such an interpreter exists): ansible-test
+# sanity, the unit tests and the representative integration tests (the modules marked
+# `representative` in tests/conftest.py's sense: each plugin type end to end). Then the default
+# ansible-core (2.19 on Python 3.11): sanity, ansible-lint, the docs site, and pytest over the unit
+# tests, the emulator's own tests, all the integration tests (real ansible-playbook runs against the
+# emulator; the soak and the browser test, marked `once`, run only here) and the packaging tests
+# (tarball, execution environment, changelog).
+# The integration tests run on pytest-xdist workers, each with its own emulator. The run ends with
+# the time of each stage, and names the stage that failed; a failed stage fails the run.
 #
 # Extra arguments go to the last pytest run, e.g. scripts/test.sh -k lookup.
 # Quicker local loops: SKIP_SANITY=1, SKIP_LINT=1, SKIP_DOCS=1, DEFENDER_TVM_MATRIX="" (no extra versions).
+# DEFENDER_TVM_JOBS: pytest-xdist workers for the integration tests (default 2; 0: one process).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${DEFENDER_TVM_VENV:-$ROOT/.venv}"
 MATRIX="${DEFENDER_TVM_MATRIX-2.16 2.21}"
+JOBS="${DEFENDER_TVM_JOBS:-2}"
 
 # ansible-test and the collection loader need .../ansible_collections/defender/tvm. The mirror must
 # live outside this repository: inside it (in the git-ignored .work/), ansible-test asks git which
@@ -24,6 +30,47 @@ COLLECTIONS="${DEFENDER_TVM_LAYOUT:-${TMPDIR:-/tmp}/defender-tvm-$(id -u)-$(prin
 export ANSIBLE_CONTROLLER_MIN_PYTHON_VERSION=3.10
 # the real ansible.windows (extracted by setup.sh), for checking what the role passes to win_updates
 export DEFENDER_TVM_WINDOWS_COLLECTION="$ROOT/.work/ansible_windows"
+
+# Stage bookkeeping: each stage appends "name<TAB>seconds<TAB>status" here; the summary prints it
+# when the script exits, however it exits.
+STAGES="$(mktemp "${TMPDIR:-/tmp}/defender-tvm-stages.XXXXXX")"
+RUN_STARTED=$SECONDS
+
+summary() {
+    local rc=$? name seconds status failed=""
+    trap - EXIT
+    echo
+    echo "== stage times"
+    while IFS=$'\t' read -r name seconds status; do
+        printf '%5d s  %-6s  %s\n' "$seconds" "$status" "$name"
+        if [ "$status" = "FAILED" ] && [ -z "$failed" ]; then
+            failed="$name"
+        fi
+    done < "$STAGES"
+    printf '%5d s  %-6s  %s\n' "$((SECONDS - RUN_STARTED))" "" "total"
+    rm -f "$STAGES"
+    if [ "$rc" != "0" ]; then
+        echo "== FAILED${failed:+ in stage \"$failed\"} (exit status $rc)"
+    fi
+    exit "$rc"
+}
+trap summary EXIT
+
+stage() {  # name, then the command (a function or a program) to time
+    local name="$1" started=$SECONDS rc=0
+    shift
+    echo "== $name"
+    # In the background and waited for: a `cmd || rc=$?` would switch off errexit inside the
+    # command's functions, so a failing step would not end its stage.
+    "$@" &
+    wait "$!" || rc=$?
+    if [ "$rc" = "0" ]; then
+        printf '%s\t%s\t%s\n' "$name" "$((SECONDS - started))" "ok" >> "$STAGES"
+    else
+        printf '%s\t%s\t%s\n' "$name" "$((SECONDS - started))" "FAILED" >> "$STAGES"
+    fi
+    return "$rc"
+}
 
 python_for() {
     # The interpreter for a matrix entry, or nothing when this machine has none. (pyenv puts shims
@@ -43,7 +90,6 @@ python_for() {
 }
 
 sanity() {  # venv, python version
-    echo "== ansible-test sanity (ansible-core $("$1/bin/python" -c 'import ansible; print(ansible.__version__)'), Python $2)"
     (cd "$LAYOUT" && "$1/bin/ansible-test" sanity --venv --python "$2" --color no)
 }
 
@@ -55,7 +101,23 @@ pytest_run() {  # venv, then pytest arguments
         -p no:cacheprovider --timeout 900 -ra "$@")
 }
 
-"$ROOT/scripts/setup.sh"
+# pytest-xdist arguments: JOBS workers, each test handed to whichever worker is free.
+xdist=()
+if [ "$JOBS" != "0" ]; then
+    xdist=(-n "$JOBS" --dist worksteal)
+fi
+
+lint() {
+    # The collection root, as galaxy-importer and users lint it (plugin docs sidecars included).
+    (cd "$LAYOUT" && ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS:$ROOT/.work/ansible_windows" \
+        "$VENV/bin/ansible-lint" --nocolor)
+}
+
+core_version() {  # venv
+    "$1/bin/python" -c 'import ansible; print(ansible.__version__)'
+}
+
+stage "setup (default venv)" "$ROOT/scripts/setup.sh"
 LAYOUT="$("$VENV/bin/python" "$ROOT/scripts/layout.py" "$COLLECTIONS")"
 
 for version in $MATRIX; do
@@ -72,31 +134,33 @@ for version in $MATRIX; do
     pyversion="$("$interpreter" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     matrix_venv="$ROOT/.work/venv-$version"
     echo "== ansible-core $version on Python $pyversion ($interpreter)"
-    DEFENDER_TVM_VENV="$matrix_venv" PYTHON="$interpreter" DEFENDER_TVM_ANSIBLE_CORE="$spec" "$ROOT/scripts/setup.sh"
+    stage "$version: setup" env DEFENDER_TVM_VENV="$matrix_venv" PYTHON="$interpreter" \
+        DEFENDER_TVM_ANSIBLE_CORE="$spec" "$ROOT/scripts/setup.sh"
+    core="$(core_version "$matrix_venv")"
     if [ "${SKIP_SANITY:-0}" != "1" ]; then
-        sanity "$matrix_venv" "$pyversion"
+        stage "$version: ansible-test sanity (ansible-core $core, Python $pyversion)" sanity "$matrix_venv" "$pyversion"
     fi
-    pytest_run "$matrix_venv" tests/unit tests/integration
+    stage "$version: pytest unit tests" pytest_run "$matrix_venv" tests/unit
+    stage "$version: pytest representative integration tests" pytest_run "$matrix_venv" "${xdist[@]}" \
+        -m "representative and not once" tests/integration
 done
 if [ -z "$MATRIX" ]; then
     echo "== version matrix: SKIPPED (DEFENDER_TVM_MATRIX is empty)"
 fi
 
+core="$(core_version "$VENV")"
 if [ "${SKIP_SANITY:-0}" != "1" ]; then
-    sanity "$VENV" 3.11
+    stage "default: ansible-test sanity (ansible-core $core, Python 3.11)" sanity "$VENV" 3.11
 fi
 
 if [ "${SKIP_LINT:-0}" != "1" ]; then
-    # The collection root, as galaxy-importer and users lint it (plugin docs sidecars included).
-    echo "== ansible-lint (production profile, offline) on the collection root"
-    (cd "$LAYOUT" && ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS:$ROOT/.work/ansible_windows" \
-        "$VENV/bin/ansible-lint" --nocolor)
+    stage "default: ansible-lint (production profile, offline) on the collection root" lint
 fi
 
 if [ "${SKIP_DOCS:-0}" != "1" ]; then
-    echo "== docs: antsibull-docs lint-collection-docs --plugin-docs, and the site built offline"
-    DEFENDER_TVM_VENV="$VENV" "$ROOT/scripts/build-docs.sh"
+    stage "default: docs (antsibull-docs lint-collection-docs --plugin-docs, the site built offline)" \
+        env DEFENDER_TVM_VENV="$VENV" "$ROOT/scripts/build-docs.sh"
 fi
 
-echo "== pytest (ansible-core $("$VENV/bin/python" -c 'import ansible; print(ansible.__version__)')): unit, emulator, integration and packaging tests"
-pytest_run "$VENV" tests/unit tests/emulator tests/integration tests/packaging "$@"
+stage "default: pytest unit, emulator, integration and packaging tests (ansible-core $core)" \
+    pytest_run "$VENV" "${xdist[@]}" tests/unit tests/emulator tests/integration tests/packaging "$@"

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 class ModuleDocFragment:
     # The shared options of every module and plugin. Their single definition in code is
-    # plugins/module_utils/options.py; tests/unit keeps the two in step.
+    # plugins/module_utils/_options.py; tests/unit keeps the two in step.
     DOCUMENTATION = r'''
 options:
   tenant_id:

@@ -2,15 +2,22 @@
 # Copyright (c) defender.tvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters behind the defender.tvm.kb_patching role: its arguments, plan, per-host outcomes, report dict, gate message."""
+"""The filters of the defender.tvm.kb_patching role, one family: its arguments, the plan, per-host
+outcomes, the report dict and its renderers (JUnit, Markdown, HTML), the gate message.
+
+Several filters share this file, so their documentation lives in sidecar files (kb_patching_*.yml).
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.defender.tvm.plugins.plugin_utils import kb_patching
+from ansible_collections.defender.tvm.plugins.plugin_utils import _kb_patching as kb_patching
+from ansible_collections.defender.tvm.plugins.plugin_utils._kb_report import render_html, render_junit, render_markdown
 
 
 def _wrap(func):
@@ -36,12 +43,24 @@ def kb_patching_outcomes(kbs, mode, search=None, install=None, verify=None):
     return kb_patching.host_outcomes(kbs, mode, search, install, verify)
 
 
-def kb_patching_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None):
-    return kb_patching.build_report(plan, outcomes, mode, generated, filters, failed_hosts)
+def kb_patching_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None, hostvars=None, hosts=None):
+    if hostvars is not None and not outcomes and mode != 'report':
+        outcomes = kb_patching.outcomes_of(hostvars, hosts or [])
+    return kb_patching.build_report(plan, outcomes or {}, mode, generated, filters, failed_hosts)
 
 
 def kb_patching_gate_message(report, host=None, limit=20):
     return kb_patching.gate_message(report, host, limit)
+
+
+def _renderer(name, render):
+    def kb_patching_report_renderer(report):
+        # A clear message beats a renderer's AttributeError when a task passes the wrong variable.
+        if not isinstance(report, Mapping):
+            raise AnsibleFilterError('%s expects the kb_patching report dict, got %s' % (name, type(report).__name__))
+        return render(report)
+    kb_patching_report_renderer.__name__ = name
+    return kb_patching_report_renderer
 
 
 class FilterModule:
@@ -52,4 +71,7 @@ class FilterModule:
             'kb_patching_outcomes': _wrap(kb_patching_outcomes),
             'kb_patching_report': _wrap(kb_patching_report),
             'kb_patching_gate_message': _wrap(kb_patching_gate_message),
+            'kb_patching_report_junit': _renderer('kb_patching_report_junit', render_junit),
+            'kb_patching_report_markdown': _renderer('kb_patching_report_markdown', render_markdown),
+            'kb_patching_report_html': _renderer('kb_patching_report_html', render_html),
         }

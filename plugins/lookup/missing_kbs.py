@@ -111,8 +111,8 @@ _raw:
       sample: 14
 '''
 
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import query_missing_kbs
-from ansible_collections.defender.tvm.plugins.plugin_utils.lookup import DefenderLookupBase, display
+from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import query_missing_kbs
+from ansible_collections.defender.tvm.plugins.plugin_utils._lookup import DefenderLookupBase, display
 
 
 class LookupModule(DefenderLookupBase):

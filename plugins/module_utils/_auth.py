@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Access tokens for the Defender API: MSAL client credentials, or a pre-acquired token.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,7 +14,7 @@ __metaclass__ = type
 import threading
 import traceback
 
-from ansible_collections.defender.tvm.plugins.module_utils.errors import (
+from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     AuthenticationError,
     ConfigurationError,
     entra_error_message,

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The one Defender API client that every module and plugin of the collection uses.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,15 +16,12 @@ import threading
 from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlsplit
 
-from ansible_collections.defender.tvm.plugins.module_utils.auth import token_provider
-from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError, DefenderError, ResponseError
-from ansible_collections.defender.tvm.plugins.module_utils.options import COLLECTION_VERSION
-from ansible_collections.defender.tvm.plugins.module_utils.transport import Transport, VerifyingSession
+from ansible_collections.defender.tvm.plugins.module_utils._auth import token_provider
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ConfigurationError, DefenderError, NotFoundError, ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils._version import COLLECTION_VERSION
+from ansible_collections.defender.tvm.plugins.module_utils._transport import Transport, VerifyingSession
 
-try:
-    from concurrent.futures import ThreadPoolExecutor
-except ImportError:  # Python 2 targets; the collection needs Python 3 anyway
-    ThreadPoolExecutor = None
+from concurrent.futures import ThreadPoolExecutor
 
 USER_AGENT = 'defender.tvm/%s ansible-core/%s' % (COLLECTION_VERSION, ANSIBLE_VERSION)
 
@@ -70,10 +67,13 @@ class DefenderClient:
     """Options in, API data out: auth, pacing, retries, paging and concurrency in one place."""
 
     def __init__(self, settings, warn=None):
+        """``warn(message)`` is told once, at ``close()``, when the run was throttled or retried
+        (``module.warn`` in modules, ``display.warning`` in lookups and action plugins)."""
         self.settings = settings
         self.session = VerifyingSession(settings.verify, settings.timeout, settings.max_concurrency, USER_AGENT)
         self.tokens = token_provider(settings, self.session)
-        self.transport = Transport(settings, self.session, self.tokens, warn=warn)
+        self.transport = Transport(settings, self.session, self.tokens)
+        self._warn = warn
         self._origin = self._split_origin(settings.api_url)
 
     @staticmethod
@@ -97,6 +97,30 @@ class DefenderClient:
 
     def get(self, url, what, permission, resource_id=None):
         return self.transport.get_json(url, what, permission, resource_id)
+
+    def known(self, call, *args, **kwargs):
+        """``call(*args, **kwargs)`` (``get`` or ``get_collection`` with a ``resource_id``), or None
+        when Defender answers 404 for that ID: Defender does not know it."""
+        try:
+            return call(*args, **kwargs)
+        except NotFoundError:
+            return None
+
+    def answers_by_id(self, func, ids, kind, ignore_unknown):
+        """``func(id)`` for every ID concurrently (None for an unknown one), and the unknown IDs.
+
+        Unknown IDs fail the call, naming all of them, unless ``ignore_unknown``.
+        """
+        answers = self.map(func, ids)
+        not_found = [i for i, answer in zip(ids, answers) if answer is None]
+        if not_found and not ignore_unknown:
+            raise NotFoundError(
+                "Defender does not know %d %s ID%s: %s. Check the IDs (software IDs look like vendor-_-product, "
+                "e.g. microsoft-_-edge; devices are 40-hex device IDs or computer DNS names), or set "
+                "ignore_unknown: true to skip unknown IDs." % (
+                    len(not_found), kind, '' if len(not_found) == 1 else 's', ', '.join(not_found)),
+                not_found)
+        return answers, not_found
 
     def get_collection(self, url, what, permission, resource_id=None):
         """All items of an OData collection, following ``@odata.nextLink`` to the end."""
@@ -162,10 +186,8 @@ class DefenderClient:
             raise (known or errors)[0]
         return [f.result() for f in futures]
 
-    @property
-    def stats(self):
-        return dict(api_requests=self.transport.api_requests, retries=self.transport.retries,
-                    throttled=self.transport.throttled, token_requests=self.tokens.token_requests)
-
     def close(self):
+        summary = self.transport.summary()
+        if summary and self._warn is not None:
+            self._warn(summary)
         self.session.close()

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """How a computer name or a device ID finds its Defender device.
 
-Internal to the collection; the API may change in any release. One matching rule for the
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release. One matching rule for the
 device lookups of missing_kbs_info and for the kb_patching role's plan.
 """
 
@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.defender.tvm.plugins.module_utils.errors import ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ResponseError
 
 MACHINE_PERMISSION = 'Machine.Read.All'
 DEVICE_ID_RE = re.compile(r'^[0-9a-fA-F]{40}$')

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Errors that tell the user what to fix.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 
 Every message here is shown to users as is: it must never contain a secret, a token or a
 traceback. Server texts are included only from documented error fields.

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Missing KBs per software or per device: queries, normalisation, aggregation.
 
-Internal to the collection; the API may change in any release. Used by the
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release. Used by the
 ``missing_kbs_info`` module and the ``missing_kbs`` lookup alike.
 """
 
@@ -14,10 +14,10 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids, odata_string
-from ansible_collections.defender.tvm.plugins.module_utils.devices import (
+from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, odata_string
+from ansible_collections.defender.tvm.plugins.module_utils._devices import (
     DEVICE_ID_RE, MACHINE_PERMISSION, name_candidates, only_device)
-from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError, ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ResponseError
 
 SOFTWARE_PERMISSION = 'Software.Read.All'
 _KB_PREFIX_RE = re.compile(r'^\s*KB', re.IGNORECASE)
@@ -55,9 +55,10 @@ def _int(value):
         return 0
 
 
-def _kb_order(kb):
-    # Most CVEs first; ties broken by reach, then by KB number so the order is stable.
-    return (-kb['cve_addressed'], -kb['machine_missed_on'], kb['id'])
+def kb_rank(kb, name=None):
+    """The sort key of the one KB order, everywhere (results, plans, reports): most CVEs addressed
+    first; ties broken by reach, then by KB name or number so that the order is stable."""
+    return (-(kb.get('cve_addressed') or 0), -(kb.get('machine_missed_on') or 0), name if name is not None else kb['id'])
 
 
 def accept_pattern(kb):
@@ -76,17 +77,15 @@ def accept_pattern(kb):
 
 
 def _fetch_kbs(client, url, what, resource_id):
-    items = client.get_collection(url, what, SOFTWARE_PERMISSION, resource_id=resource_id)
-    return sorted((normalize_kb(item) for item in items), key=_kb_order)
+    """The missing KBs at ``url``, most important first; None when Defender does not know the ID."""
+    items = client.known(client.get_collection, url, what, SOFTWARE_PERMISSION, resource_id=resource_id)
+    return None if items is None else sorted((normalize_kb(item) for item in items), key=kb_rank)
 
 
 def _software_query(client, software_id):
     url = client.url('Software', ('software ID', software_id), 'getmissingkbs')
-    try:
-        kbs = _fetch_kbs(client, url, "Getting the missing KBs of software %s" % software_id, software_id)
-    except NotFoundError:
-        return None
-    return {'software_id': software_id, 'missing_kbs': kbs}
+    kbs = _fetch_kbs(client, url, "Getting the missing KBs of software %s" % software_id, software_id)
+    return None if kbs is None else {'software_id': software_id, 'missing_kbs': kbs}
 
 
 def resolve_device(client, name):
@@ -96,18 +95,13 @@ def resolve_device(client, name):
     falls back to listing the devices whose name starts with ``<name>.``; both need
     Machine.Read.All. Two devices with that short name are an error, not a guess.
     """
-    try:
-        machine = client.get(client.url('machines', ('machine name', name)), "Resolving device %s" % name,
-                             MACHINE_PERMISSION, resource_id=name)
-    except NotFoundError:
-        machine = None
+    machine = client.known(client.get, client.url('machines', ('machine name', name)), "Resolving device %s" % name,
+                           MACHINE_PERMISSION, resource_id=name)
     if machine is None and '.' not in name:
         url = client.url('machines', **{'$filter': 'startswith(computerDnsName,%s)' % odata_string(name + '.')})
-        try:
-            listed = client.get_collection(url, "Looking up device %s by short name" % name, MACHINE_PERMISSION,
-                                           resource_id=name)
-        except NotFoundError:  # the API answers 404 when it has no device to list
-            listed = []
+        # the API answers 404 when it has no device to list
+        listed = client.known(client.get_collection, url, "Looking up device %s by short name" % name,
+                              MACHINE_PERMISSION, resource_id=name) or []
         machine = only_device(name, name_candidates(name, dict(
             (m['computerDnsName'].lower(), m) for m in listed if m.get('computerDnsName'))))
     if machine is None:
@@ -127,9 +121,8 @@ def _machine_query(client, requested):
             return None
         device_id, computer_dns_name = device
     url = client.url('machines', ('device ID', device_id), 'getmissingkbs')
-    try:
-        kbs = _fetch_kbs(client, url, "Getting the missing KBs of device %s" % requested, requested)
-    except NotFoundError:
+    kbs = _fetch_kbs(client, url, "Getting the missing KBs of device %s" % requested, requested)
+    if kbs is None:
         return None
     return {'machine_id': device_id, 'computer_dns_name': computer_dns_name, 'requested': requested,
             'missing_kbs': kbs}
@@ -158,7 +151,7 @@ def _aggregate(results, owner_key, owner_field, count_owners):
         # Per-device answers say 1 each; across the queried devices the useful figure is how many miss it.
         for kb in kbs:
             kb['machine_missed_on'] = len(kb[owner_key])
-    return sorted(kbs, key=_kb_order)
+    return sorted(kbs, key=kb_rank)
 
 
 def query_missing_kbs(client, software_ids=None, machine_ids=None, ignore_unknown=False):
@@ -168,22 +161,13 @@ def query_missing_kbs(client, software_ids=None, machine_ids=None, ignore_unknow
     listed in ``not_found``. All IDs are validated before the first request.
     """
     if software_ids is not None:
-        ids = clean_ids(software_ids, 'software_ids')
-        answers = client.map(lambda sid: _software_query(client, sid), ids)
-        owner_key, owner_field, count_owners, kind = 'software_ids', 'software_id', False, 'software'
+        answers, not_found = client.answers_by_id(lambda sid: _software_query(client, sid),
+                                                  clean_ids(software_ids, 'software_ids'), 'software', ignore_unknown)
+        owner_key, owner_field, count_owners = 'software_ids', 'software_id', False
     else:
-        ids = clean_ids(machine_ids, 'machine_ids')
-        answers = client.map(lambda mid: _machine_query(client, mid), ids)
-        owner_key, owner_field, count_owners, kind = 'machine_ids', 'machine_id', True, 'device'
-
-    not_found = [i for i, answer in zip(ids, answers) if answer is None]
-    if not_found and not ignore_unknown:
-        raise NotFoundError(
-            "Defender does not know %d %s ID%s: %s. Check the IDs (software IDs look like vendor-_-product, "
-            "e.g. microsoft-_-edge; devices are 40-hex device IDs or computer DNS names), or set "
-            "ignore_unknown: true to skip unknown IDs." % (
-                len(not_found), kind, '' if len(not_found) == 1 else 's', ', '.join(not_found)),
-            not_found)
+        answers, not_found = client.answers_by_id(lambda mid: _machine_query(client, mid),
+                                                  clean_ids(machine_ids, 'machine_ids'), 'device', ignore_unknown)
+        owner_key, owner_field, count_owners = 'machine_ids', 'machine_id', True
     results = [answer for answer in answers if answer is not None]
     missing = _aggregate(results, owner_key, owner_field, count_owners)
     return {

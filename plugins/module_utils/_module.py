@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """AnsibleModule with the shared options, the client, and errors turned into fail_json.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,11 +15,11 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.defender.tvm.plugins.module_utils import transport
-from ansible_collections.defender.tvm.plugins.module_utils.client import DefenderClient
-from ansible_collections.defender.tvm.plugins.module_utils.errors import DefenderError
-from ansible_collections.defender.tvm.plugins.module_utils.options import OptionAdapter, Settings
-from ansible_collections.defender.tvm.plugins.module_utils.options import argument_spec as shared_argument_spec
+from ansible_collections.defender.tvm.plugins.module_utils import _transport as transport
+from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
+from ansible_collections.defender.tvm.plugins.module_utils._errors import DefenderError
+from ansible_collections.defender.tvm.plugins.module_utils._options import OptionAdapter, Settings
+from ansible_collections.defender.tvm.plugins.module_utils._options import argument_spec as shared_argument_spec
 
 
 class DefenderModule(AnsibleModule):
@@ -34,16 +34,18 @@ class DefenderModule(AnsibleModule):
 
     def run(self, query):
         """Run ``query(client)`` and exit with its result dict (never ``changed``)."""
-        client = None
+        client, failure, result = None, None, None
         try:
             client = DefenderClient(Settings.from_adapter(OptionAdapter.from_module(self)), warn=self.warn)
             result = query(client)
         except DefenderError as exc:
-            self.fail_json(msg=str(exc))
+            failure = dict(msg=str(exc))
         except Exception as exc:  # pylint: disable=broad-except
             # The message stays one line; the traceback is only in the result's exception field.
-            self.fail_json(msg="Unexpected %s: %s" % (type(exc).__name__, exc), exception=traceback.format_exc())
+            failure = dict(msg="Unexpected %s: %s" % (type(exc).__name__, exc), exception=traceback.format_exc())
         finally:
             if client is not None:
-                client.close()
+                client.close()  # before exiting: it warns when the run was throttled or retried
+        if failure:
+            self.fail_json(**failure)
         self.exit_json(changed=False, **result)

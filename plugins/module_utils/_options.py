@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Shared connection options: one definition for modules and plugins.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 
 Modules get their argument spec from ``argument_spec()`` (with ``env_fallback``); lookups
 read the same options through Ansible's config system (``env``/``ini``/``vars`` declared in
@@ -24,9 +24,7 @@ import re
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 
-from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
-
-COLLECTION_VERSION = '1.1.1'
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ConfigurationError
 
 # Cloud -> (authority host, API host, token scope).
 # Public: the docs' app-only flow asks for the legacy audience
@@ -69,6 +67,9 @@ OPTIONS = {
     'max_retries': dict(type='int', default=5, env=['MDE_MAX_RETRIES']),
 }
 
+# Variables that set the options for lookups and action plugins: ansible_mde_<option>.
+VARIABLE_PREFIX = 'ansible_mde_'
+
 MAX_CONCURRENCY_LIMIT = 64
 CREDENTIAL_OPTIONS = ('client_secret', 'client_certificate_path', 'federated_token_file')
 # The credential is taken as a whole from one source (see Settings._credential), so that an
@@ -77,9 +78,10 @@ CREDENTIAL_OPTIONS = ('client_secret', 'client_certificate_path', 'federated_tok
 CREDENTIAL_GROUP = ('access_token',) + CREDENTIAL_OPTIONS + ('client_certificate_password',)
 
 # Where an option's value came from, in precedence order (lower wins).
-EXPLICIT, MDE_ENVIRONMENT, AZURE_ENVIRONMENT, ANSIBLE_CFG = range(4)
+TASK, VARIABLES, MDE_ENVIRONMENT, AZURE_ENVIRONMENT, ANSIBLE_CFG = range(5)
 SOURCE_NAMES = {
-    EXPLICIT: 'the explicit options (task arguments, module_defaults, lookup keywords, ansible_mde_* variables)',
+    TASK: "the task's options (its arguments, module_defaults, a lookup's keywords)",
+    VARIABLES: 'the ansible_mde_* variables',
     MDE_ENVIRONMENT: 'the MDE_* environment variables',
     AZURE_ENVIRONMENT: 'the AZURE_* environment variables',
     ANSIBLE_CFG: 'the [defender_tvm] section of ansible.cfg',
@@ -96,16 +98,20 @@ NO_CREDENTIALS_MSG = (
 )
 
 
-def argument_spec():
+def argument_spec(late_binding=False):
     """The module argument spec for the shared options, with environment fallbacks.
 
     The credential options have none: the adapter reads their environment variables late, so
-    that it knows which values were given explicitly (see CREDENTIAL_GROUP).
+    that it knows which values were given explicitly (see CREDENTIAL_GROUP). With
+    ``late_binding`` (action plugins, whose ansible_mde_* variables rank above the environment)
+    no option has a fallback or a default: OptionAdapter.from_action and Settings supply them.
     """
     spec = {}
     for name, definition in OPTIONS.items():
         entry = dict((k, v) for k, v in definition.items() if k != 'env')
-        if name not in CREDENTIAL_GROUP:
+        if late_binding:
+            entry.pop('default', None)
+        elif name not in CREDENTIAL_GROUP:
             # Ansible applies fallbacks before defaults, so MDE_TIMEOUT still beats the default.
             entry['fallback'] = (env_fallback, definition['env'])
         spec[name] = entry
@@ -130,8 +136,10 @@ def _plugin_source(origin):
     """The source of a value from Ansible's config origin (``env: MDE_X``, an ini file path, ``default``)."""
     if origin == 'default':
         return None
-    if origin == 'Direct' or origin.startswith('var: '):
-        return EXPLICIT
+    if origin == 'Direct':
+        return TASK
+    if origin.startswith('var: '):
+        return VARIABLES
     if origin.startswith('env: '):
         return MDE_ENVIRONMENT if origin[5:].startswith('MDE_') else AZURE_ENVIRONMENT
     return ANSIBLE_CFG
@@ -140,8 +148,8 @@ def _plugin_source(origin):
 class OptionAdapter:
     """Read options the same way from a module's params, a plugin's config, or a dict (tests).
 
-    ``lookup(name)`` gives the value and its source (EXPLICIT, MDE_ENVIRONMENT, ...); only the
-    credential options need the source, the others resolve per option as Ansible does.
+    ``lookup(name)`` gives the value and its source (TASK, VARIABLES, MDE_ENVIRONMENT, ...); only
+    the credential options need the source, the others resolve per option as Ansible does.
     """
 
     def __init__(self, lookup):
@@ -149,20 +157,33 @@ class OptionAdapter:
 
     @classmethod
     def from_dict(cls, values, environ=None):
-        """Explicit ``values``; the credential options also from ``environ``, as for a module."""
-        return cls(_late_binding(values.get, environ or {}))
+        """The task's ``values``; the credential options also from ``environ``, as for a module."""
+        return cls(_late_binding(lambda name: (values.get(name), TASK), environ or {}))
 
     @classmethod
     def from_module(cls, module):
-        return cls(_late_binding(module.params.get, os.environ))
+        return cls(_late_binding(lambda name: (module.params.get(name), TASK), os.environ))
 
     @classmethod
-    def from_plugin(cls, plugin, explicit):
-        """``explicit``: the names given as lookup keywords or ansible_mde_* variables."""
+    def from_action(cls, args, variables, environ=None):
+        """An action plugin's options: its task arguments (``module_defaults`` included), then the
+        ``ansible_mde_*`` variables (templated), then the environment."""
+        def given(name):
+            value = args.get(name)
+            return (value, TASK) if not _unset(value) else (variables.get(VARIABLE_PREFIX + name), VARIABLES)
+        return cls(_late_binding(given, os.environ if environ is None else environ, OPTIONS))
+
+    @classmethod
+    def from_plugin(cls, plugin, keywords, variables):
+        """A lookup's options; ``keywords`` and ``variables`` name those given as its keyword arguments
+        and as ansible_mde_* variables (Ansible's config resolved them, with the environment and
+        ansible.cfg)."""
         def lookup(name):
-            if name in explicit or name not in CREDENTIAL_GROUP:
-                return plugin.get_option(name), EXPLICIT
-            # Ansible's config resolved the environment and ansible.cfg; its origin says which.
+            if name in keywords or name not in CREDENTIAL_GROUP:
+                return plugin.get_option(name), TASK
+            if name in variables:
+                return plugin.get_option(name), VARIABLES
+            # The environment or ansible.cfg; Ansible's config origin says which.
             value, origin = plugin.get_option_and_origin(name)
             return value, _plugin_source(origin)
         return cls(lookup)
@@ -175,13 +196,14 @@ class OptionAdapter:
         return self.lookup(name)[0]
 
 
-def _late_binding(explicit, environ):
-    """Credential options: the explicit value, else their environment variables (first wins)."""
+def _late_binding(given, environ, names=CREDENTIAL_GROUP):
+    """``given(name)`` is ``(value, source)``; for ``names`` an unset value is looked up in the
+    environment variables of the option (first wins)."""
     def lookup(name):
-        value = explicit(name)
-        if _unset(value) and name in CREDENTIAL_GROUP:
+        value, source = given(name)
+        if _unset(value) and name in names:
             return _from_environment(name, environ)
-        return value, EXPLICIT
+        return value, source
     return lookup
 
 
@@ -307,7 +329,8 @@ class Settings:
     @staticmethod
     def _credential(adapter):
         """``(source, values)``: every option of CREDENTIAL_GROUP from the first source that sets a
-        credential (explicit options, then MDE_*, then AZURE_*, then ansible.cfg); None for the rest.
+        credential (the task's options, then ansible_mde_* variables, then MDE_*, then AZURE_*, then
+        ansible.cfg); None for the rest.
 
         Options given explicitly must win over an exported credential of another kind, as a whole:
         the "exactly one credential" rule then applies within that one source.

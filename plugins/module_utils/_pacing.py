@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Client-side pacing under the Defender API's per-minute call budget.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -4,16 +4,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Software inventory and the devices that have each software.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.defender.tvm.plugins.module_utils.client import clean_ids, odata_string
-from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import SOFTWARE_PERMISSION
+from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, odata_string
+from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import SOFTWARE_PERMISSION
 
 # GET /api/Software documents $top up to 10,000 and $skip, and no @odata.nextLink.
 PAGE_SIZE = 10000
@@ -65,10 +64,8 @@ def list_inventory(client, odata_filter=None, page_size=PAGE_SIZE):
 
 def _one_software(client, software_id):
     url = client.url('Software', ('software ID', software_id))
-    try:
-        return client.get(url, 'Getting software %s' % software_id, SOFTWARE_PERMISSION, resource_id=software_id)
-    except NotFoundError:
-        return None
+    return client.known(client.get, url, 'Getting software %s' % software_id, SOFTWARE_PERMISSION,
+                        resource_id=software_id)
 
 
 def _machine_references(client, software_id):
@@ -76,6 +73,22 @@ def _machine_references(client, software_id):
     items = client.get_collection(url, 'Listing the devices that have %s' % software_id, SOFTWARE_PERMISSION,
                                   resource_id=software_id)
     return sorted((normalize_machine_reference(m) for m in items), key=lambda m: (m['computer_dns_name'] or '', m['id']))
+
+
+# Every Windows device that Defender's vulnerability management assesses has its Windows in the
+# software inventory (microsoft-_-windows_10, microsoft-_-windows_server_2022, ...), so the devices
+# of these products are the Windows devices Defender knows.
+WINDOWS = dict(vendor='microsoft', odata_filter="startswith(name,'windows')")
+
+
+def windows_devices(client):
+    """Machine references of every device that runs a Windows Defender knows: a call per Windows
+    product (and one for the inventory), whatever the number of devices asked about."""
+    windows = [entry['id'] for entry in query_software(client, **WINDOWS)['software']]
+    if not windows:
+        return []
+    answer = query_software(client, software_ids=windows, machine_references=True, details=False)
+    return [ref for entry in answer['software'] for ref in entry['machine_references']]
 
 
 def query_software(client, software_ids=None, vendor=None, name=None, odata_filter=None, machine_references=False,
@@ -90,13 +103,8 @@ def query_software(client, software_ids=None, vendor=None, name=None, odata_filt
         ids = clean_ids(software_ids, 'software_ids')
         software = [{'id': sid} for sid in ids]
     elif software_ids is not None:
-        ids = clean_ids(software_ids, 'software_ids')
-        answers = client.map(lambda sid: _one_software(client, sid), ids)
-        not_found = [sid for sid, answer in zip(ids, answers) if answer is None]
-        if not_found and not ignore_unknown:
-            raise NotFoundError(
-                "Defender does not know %d software ID%s: %s. Check the IDs, or set ignore_unknown: true."
-                % (len(not_found), '' if len(not_found) == 1 else 's', ', '.join(not_found)), not_found)
+        answers, not_found = client.answers_by_id(lambda sid: _one_software(client, sid),
+                                                  clean_ids(software_ids, 'software_ids'), 'software', ignore_unknown)
         software = [normalize_software(answer) for answer in answers if answer is not None]
     else:
         software = [normalize_software(raw) for raw in list_inventory(client, inventory_filter(vendor, name, odata_filter))]

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """HTTP for the Defender API: TLS, pacing, retries, token refresh.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 
-from ansible_collections.defender.tvm.plugins.module_utils.errors import (
+from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
@@ -24,7 +24,7 @@ from ansible_collections.defender.tvm.plugins.module_utils.errors import (
     api_error_fields,
     describe_api_error,
 )
-from ansible_collections.defender.tvm.plugins.module_utils.pacing import RatePacer
+from ansible_collections.defender.tvm.plugins.module_utils._pacing import RatePacer
 
 try:
     import requests
@@ -128,18 +128,28 @@ class Transport:
     that every attempt goes through the pacer. On 401 it gets a fresh token once.
     """
 
-    def __init__(self, settings, session, tokens, sleep=time.sleep, clock=time.monotonic, warn=None):
+    def __init__(self, settings, session, tokens, sleep=time.sleep, clock=time.monotonic):
         self.settings = settings
         self.session = session
         self.tokens = tokens
         self.pacer = RatePacer(settings.requests_per_minute, clock=clock)
         self._sleep = sleep
         self._clock = clock
-        self._warn = warn
         self._lock = threading.Lock()
         self.api_requests = 0
         self.retries = 0
         self.throttled = 0
+        self.waited = 0.0  # seconds spent in backoff and Retry-After pauses
+
+    def summary(self):
+        """One sentence on the throttling and retries of this run, or None when there were none."""
+        if not self.retries:
+            return None
+        throttled = ('the Defender API throttled %d request%s (HTTP 429), ' % (self.throttled, '' if self.throttled == 1 else 's')
+                     if self.throttled else 'the Defender API failed transiently, ')
+        return ('%swaited %.1f s in all and retried %d time%s. Lower requests_per_minute or max_concurrency if '
+                'other clients share this app, or raise max_retries if the API is degraded.'
+                % (throttled[0].upper() + throttled[1:], self.waited, self.retries, '' if self.retries == 1 else 's'))
 
     def _token(self, refresh_generation=None):
         try:
@@ -218,13 +228,20 @@ class Transport:
             self._bump('throttled')
             # The budget is per app and tenant: hold every worker, not just this one. Without a
             # Retry-After, never come straight back.
-            self.pacer.pause_until(self._clock() + max(delay, MIN_THROTTLE_DELAY))
+            delay = max(delay, MIN_THROTTLE_DELAY)
+            self._add_wait(delay)
+            self.pacer.pause_until(self._clock() + delay)
         elif delay > 0:
+            self._add_wait(delay)
             self._sleep(delay)
 
     def _bump(self, counter):
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
+
+    def _add_wait(self, seconds):
+        with self._lock:
+            self.waited += seconds
 
     def _http_error(self, response, what, permission, resource_id):
         status = response.status_code

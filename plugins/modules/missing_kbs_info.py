@@ -68,11 +68,14 @@ seealso:
 '''
 
 EXAMPLES = r'''
+# In a play on your Windows hosts: ask Defender once, from the controller, then patch each host.
 - name: Missing KBs for Edge and Windows 11, with credentials from the environment
   defender.tvm.missing_kbs_info:
     software_ids:
       - microsoft-_-edge
       - microsoft-_-windows_11
+  delegate_to: localhost
+  run_once: true
   register: missing
 
 - name: Install exactly those KBs
@@ -94,6 +97,8 @@ EXAMPLES = r'''
           - 2339ad14a01bd0299afb93dfa2550136057bff96
           - srv-sql01.contoso.local
         ignore_unknown: true
+      delegate_to: localhost
+      run_once: true
       register: devices
 
 - name: Certificate credential on a regional API host
@@ -104,6 +109,8 @@ EXAMPLES = r'''
     client_certificate_path: /etc/defender/app.pfx
     client_certificate_password: "{{ vault_pfx_password }}"
     api_url: https://eu.api.security.microsoft.com
+  delegate_to: localhost
+  run_once: true
 
 - name: Fail a pipeline when a critical KB is missing
   ansible.builtin.assert:
@@ -221,8 +228,8 @@ not_found:
   sample: []
 '''
 
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import query_missing_kbs
-from ansible_collections.defender.tvm.plugins.module_utils.module import DefenderModule
+from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import query_missing_kbs
+from ansible_collections.defender.tvm.plugins.module_utils._module import DefenderModule
 
 
 def main():

@@ -75,9 +75,12 @@ seealso:
 '''
 
 EXAMPLES = r'''
+# In a play on your Windows hosts: ask Defender once, from the controller.
 - name: Every Microsoft software with known weaknesses
   defender.tvm.software_info:
     vendor: microsoft
+  delegate_to: localhost
+  run_once: true
   register: inventory
 
 - name: Their IDs, for defender.tvm.missing_kbs_info
@@ -88,6 +91,8 @@ EXAMPLES = r'''
   defender.tvm.software_info:
     software_ids: [microsoft-_-windows_11, microsoft-_-office]
     machine_references: true
+  delegate_to: localhost
+  run_once: true
   register: installed
 
 - name: Device names per software
@@ -165,8 +170,8 @@ not_found:
   sample: []
 '''
 
-from ansible_collections.defender.tvm.plugins.module_utils.module import DefenderModule
-from ansible_collections.defender.tvm.plugins.module_utils.software import query_software
+from ansible_collections.defender.tvm.plugins.module_utils._module import DefenderModule
+from ansible_collections.defender.tvm.plugins.module_utils._software import query_software
 
 
 def main():

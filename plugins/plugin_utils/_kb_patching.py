@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The kb_patching role's logic: plan, per-host outcomes, report (see roles/kb_patching/CONTRACT.md).
 
-Internal to the collection; the API may change in any release. Pure functions, used by the
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release. Pure functions, used by the
 ``kb_patching_*`` filters, so the role's YAML stays declarative and the logic is unit-tested.
 """
 
@@ -12,13 +12,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import json
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_list
 
-from ansible_collections.defender.tvm.plugins.module_utils.devices import DEVICE_ID_RE, name_candidates
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern, kb_number
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, name_candidates
+from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_number, kb_rank, query_missing_kbs
+from ansible_collections.defender.tvm.plugins.module_utils._software import query_software, windows_devices
 
+# The outcomes of a KB on a host (CONTRACT.md), and those that leave the host non-compliant. The
+# report renderers (kb_report.py) use these too.
 OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
 NONCOMPLIANT = ('missing', 'failed', 'pending_reboot')
 
@@ -98,10 +103,6 @@ def _find(device_name, devices, by_id):
     return by_id.get(device_name.lower()) if DEVICE_ID_RE.match(device_name) else match_device(device_name, devices)
 
 
-def _sorted_kbs(names, catalog):
-    return sorted(names, key=lambda n: (-catalog[n]['cve_addressed'], -catalog[n]['machine_missed_on'], n))
-
-
 def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None,
                devices=None):
     """Which KBs each host should get, from Defender's answers.
@@ -153,8 +154,50 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
             'kbs': dict((n, kb) for n, kb in catalog.items() if n in wanted)}
 
 
+def plan_key(strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None):
+    """What a plan depends on, as one string: a plan with the same key answers the same question.
+
+    Serial batches of one play reuse the plan; a second role run with other software, another
+    strategy, other filters or other hosts asks Defender again.
+    """
+    inputs = {'strategy': strategy, 'hosts': sorted(hosts.items()), 'software_ids': list(software_ids or []),
+              'discover': discover, 'min_cve_addressed': min_cve_addressed or 0,
+              'include_kbs': sorted(kb_name(k) for k in _kb_list('include_kbs', include_kbs)),
+              'exclude_kbs': sorted(kb_name(k) for k in _kb_list('exclude_kbs', exclude_kbs))}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode('utf-8')).hexdigest()
+
+
+def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None,
+                 exclude_kbs=None):
+    """Ask Defender what ``build_plan`` needs, on one client (one token), and build the plan.
+
+    ``discover`` (a dict with ``vendor`` and ``name``, both optional) takes every software with
+    known weaknesses from the inventory instead of ``software_ids``. In the ``software``
+    strategy, the hosts that no machine reference names are looked up among the Windows devices.
+    """
+    empty = {'missing_kbs': [], 'results': []}
+    if strategy == 'device':
+        names = sorted(set(hosts.values()))
+        missing = query_missing_kbs(client, machine_ids=names, ignore_unknown=True) if names else empty
+        return build_plan(strategy, hosts, missing, min_cve_addressed=min_cve_addressed, include_kbs=include_kbs,
+                          exclude_kbs=exclude_kbs)
+    if strategy != 'software':
+        raise ValueError("strategy must be software or device, got %r" % (strategy,))
+    if discover is not None:
+        listed = query_software(client, vendor=discover.get('vendor'), name=discover.get('name'))
+        software_ids = [entry['id'] for entry in listed['software'] if entry['weaknesses'] > 0]
+    software, missing = [], empty
+    if software_ids:
+        missing = query_missing_kbs(client, software_ids=software_ids)
+        software = query_software(client, software_ids=software_ids, machine_references=True, details=False)['software']
+    # a host that no machine reference names has none of the software, or is unknown to Defender
+    first = build_plan(strategy, hosts, empty, software)
+    devices = windows_devices(client) if any(not h['in_defender'] for h in first['hosts'].values()) else []
+    return build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs, devices)
+
+
 def _plan_host(device_id, dns_name, names, catalog, software_ids):
-    kbs = _sorted_kbs(names, catalog)
+    kbs = sorted(names, key=lambda name: kb_rank(catalog[name], name))
     return {'device_id': device_id or None, 'computer_dns_name': dns_name or None, 'in_defender': bool(device_id),
             'software_ids': software_ids, 'kbs': kbs, 'accept_list': [accept_pattern({'kb': n}) for n in kbs]}
 
@@ -230,6 +273,18 @@ def _all_failed(kbs, result, reason):
     message = (result or {}).get('msg') if isinstance(result, dict) else None
     error = '%s: %s' % (reason, message) if message else reason
     return {'kbs': dict((k, 'failed') for k in kbs), 'errors': dict((k, error) for k in kbs)}
+
+
+def outcomes_of(hostvars, hosts):
+    """Each host's ``kb_patching_outcome`` (set by its check or install steps), read in one pass:
+    hosts without one (not processed yet, or failed before) are left out."""
+    found = {}
+    for host in hosts:
+        if host in hostvars:
+            outcome = hostvars[host].get('kb_patching_outcome')
+            if outcome is not None:
+                found[host] = outcome
+    return found
 
 
 def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None):

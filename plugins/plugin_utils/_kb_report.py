@@ -7,7 +7,7 @@
 Pure functions of the report, deterministic for the same input (hosts and KBs sorted). Host and KB
 names come from inventories and the Defender API, so every renderer treats all data as untrusted.
 
-Internal to the collection; the API may change in any release.
+FOR INTERNAL COLLECTION USE ONLY; the API may change in any release.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,8 +19,9 @@ import xml.etree.ElementTree as ET
 from html import escape
 from urllib.parse import quote, urlsplit
 
-OUTCOMES = ('missing', 'installed', 'failed', 'pending_reboot', 'not_offered')
-BAD_OUTCOMES = ('missing', 'failed', 'pending_reboot')
+from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import kb_rank
+from ansible_collections.defender.tvm.plugins.plugin_utils._kb_patching import NONCOMPLIANT, OUTCOMES
+
 OUTCOME_LABELS = {'missing': 'Missing', 'installed': 'Installed', 'failed': 'Failed',
                   'pending_reboot': 'Pending reboot', 'not_offered': 'Not offered'}
 # A symbol next to each label, so the table also reads at a glance without colour.
@@ -85,8 +86,10 @@ def _safe_url(url):
 
 
 def ranked_kbs(report):
-    """The KBs, those that matter most first: most CVEs addressed, then missing on most devices."""
-    return sorted(_kbs(report), key=lambda item: (-_count(item[1].get('cve_addressed')), -_count(item[1].get('machine_missed_on')), item[0]))
+    """The KBs, those that matter most first (the collection's one KB order)."""
+    return sorted(_kbs(report), key=lambda item: kb_rank(
+        {'cve_addressed': _count(item[1].get('cve_addressed')), 'machine_missed_on': _count(item[1].get('machine_missed_on'))},
+        item[0]))
 
 
 def worst_kbs(report, limit=WORST_LIMIT):
@@ -114,7 +117,7 @@ def _failure_lines(host):
     errors = host.get('errors') or {}
     lines = []
     for kb, outcome in sorted((_text(kb), _text(outcome)) for kb, outcome in (host.get('kbs') or {}).items()):
-        if outcome in BAD_OUTCOMES:
+        if outcome in NONCOMPLIANT:
             error = errors.get(kb) if outcome == 'failed' else None
             lines.append('%s: %s%s' % (kb, outcome, ' (%s)' % _text(error) if error else ''))
     return lines

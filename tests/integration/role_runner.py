@@ -45,7 +45,8 @@ class PlaybookRun:
 
 def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None, simulation=False, group='windows',
                             tag='run', verbosity=0, pwd=True):
-    """``ansible-playbook defender.tvm.<playbook>`` on an inventory of ``hosts`` (name -> vars)."""
+    """``ansible-playbook defender.tvm.<playbook>`` on an inventory of ``hosts`` (name -> vars); a
+    ``playbook`` ending in ``.yml`` is a test playbook of tests/integration/playbooks instead."""
     tmp = ansible.tmp_path
     inventory = str(tmp / ('%s.inventory.yml' % tag))
     with open(inventory, 'w') as handle:
@@ -58,8 +59,9 @@ def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None,
         json.dump(variables, handle)
     # The simulated win_updates must shadow the real ansible.windows.
     base = ansible.env(env, extra_collections=[SIMULATION] if simulation else [], pwd=pwd)
+    target = os.path.join(HERE, 'playbooks', playbook) if playbook.endswith('.yml') else 'defender.tvm.%s' % playbook
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
-               'defender.tvm.%s' % playbook, '-e', '@' + vars_file] + (['-' + 'v' * verbosity] if verbosity else [])
+               target, '-e', '@' + vars_file] + (['-' + 'v' * verbosity] if verbosity else [])
     proc = subprocess.run(command, env=base, cwd=str(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=900, check=False)
     return PlaybookRun(proc, report_dir)

@@ -52,3 +52,12 @@ def test_the_role_documents_its_arguments():
     assert proc.returncode == 0, proc.stderr
     for name in ('kb_patching_mode', 'kb_patching_strategy', 'kb_patching_report_formats', 'Software.Read.All'):
         assert name in proc.stdout
+
+
+def test_the_renderers_old_names_still_work_with_a_deprecation(ansible):
+    run = ansible.run('renderer_names', env={})
+    assert run.rc == 0, run
+    assert run.result['old'] == run.result['new'] and run.result['new'][2].lstrip().startswith('<!DOCTYPE html>')
+    for old in ('kb_report_junit', 'kb_report_markdown', 'kb_report_html'):
+        assert 'defender.tvm.%s" has been deprecated. Use defender.tvm.kb_patching_report_%s' % (
+            old, old.rsplit('_', 1)[1]) in ' '.join(run.output.split()), run

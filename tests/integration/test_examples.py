@@ -240,6 +240,15 @@ class CallbackModule(CallbackBase):
 '''
 
 
+WINDOWS_HOST = 'win01'
+
+
+def windows_device(emulator):
+    """The emulator device the example play's host stands for: a Windows 11 device that misses KBs."""
+    return sorted((m for m in emulator.data['machines'].values()
+                   if 'microsoft-_-windows_11' in m['software'] and m['missing_kbs']), key=lambda m: m['computerDnsName'])[0]
+
+
 def offered_updates(emulator):
     """A simulated Windows Update agent offering an update for every KB of the emulator, plus decoys
     that a loose pattern for KB4540673 would select."""
@@ -267,29 +276,36 @@ class ExampleRun:
         return self.by_task[task]['result']
 
     def win_updates_state(self):
-        with open(os.path.join(str(self.tmp), 'win_updates', 'localhost.json')) as handle:
+        with open(os.path.join(str(self.tmp), 'win_updates', WINDOWS_HOST + '.json')) as handle:
             return json.load(handle)
 
     def __repr__(self):
         return 'ExampleRun(rc=%s)\n%s' % (self.rc, self.output[-8000:])
 
 
-def run_examples(ansible, tasks, play_vars, win_updates):
+def run_examples(ansible, emulator, tasks, play_vars, win_updates):
+    """The tasks as pasted into a play on the Windows hosts: one host, whose Windows Update agent is
+    simulated (its connection is local: the simulation runs on the controller), named after an
+    emulator device; the examples themselves say what runs on the controller."""
     tmp = ansible.tmp_path
     callbacks = tmp / 'callback_plugins'
     callbacks.mkdir()
     (callbacks / 'example_recorder.py').write_text(RECORDER)
     records_file = str(tmp / 'records.jsonl')
-    play = {'name': 'EXAMPLES', 'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
-            'vars': play_vars, 'tasks': tasks}
+    play = {'name': 'EXAMPLES', 'hosts': 'windows', 'gather_facts': False, 'vars': play_vars, 'tasks': tasks}
     playbook = str(tmp / 'examples.yml')
     with open(playbook, 'w') as handle:
         yaml.safe_dump([play], handle, default_flow_style=False, sort_keys=False)
+    inventory = str(tmp / 'inventory.yml')
+    with open(inventory, 'w') as handle:
+        yaml.safe_dump({'all': {'children': {'windows': {'hosts': {WINDOWS_HOST: {
+            'ansible_connection': 'local', 'kb_patching_device_name': windows_device(emulator)['computerDnsName']}}}}}},
+            handle)
     env = ansible.env(extra_collections=[SIMULATION] if win_updates else [])
     env.update({'ANSIBLE_CALLBACK_PLUGINS': str(callbacks), 'ANSIBLE_CALLBACKS_ENABLED': 'example_recorder',
                 'EXAMPLE_RECORDER_FILE': records_file})
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,',
-                           '-c', 'local', playbook], env=env, cwd=str(tmp), stdout=subprocess.PIPE,
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
+                           playbook], env=env, cwd=str(tmp), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=600, check=False)
     records = []
     if os.path.exists(records_file):
@@ -374,7 +390,21 @@ def software_info_checks(run, emulator):
     assert all(machines[mid]['computerDnsName'] in shown[0]['msg'] for mid in software['microsoft-_-windows_11']['machines'])
 
 
+def kb_plan_checks(run, emulator):
+    software, device = emulator.data['software'], windows_device(emulator)
+    plan = run.result("Plan each Windows host's KBs, asking Defender once")['plan']
+    host = plan['hosts'][WINDOWS_HOST]
+    assert host['device_id'] == device['id']
+    expected = set('KB' + kb['id'] for sid in ('microsoft-_-windows_11', 'microsoft-_-.net_framework')
+                   if sid in device['software'] for kb in software[sid]['missing_kbs'] if kb['cveAddressed'] >= 5)
+    assert expected and set(host['kbs']) == expected
+    state = run.win_updates_state()
+    assert set('KB' + kb for kb in state['installed_kbs']) - {'KB5000001'} == expected  # exactly the planned KBs
+    assert emulator.stats()['token_requests'] == 1
+
+
 CHECKS = {
+    ('module', 'kb_plan'): kb_plan_checks,
     ('module', 'missing_kbs_info'): missing_kbs_info_checks,
     ('lookup', 'missing_kbs'): missing_kbs_lookup_checks,
     ('module', 'software_info'): software_info_checks,
@@ -422,7 +452,8 @@ def test_examples_run_against_the_emulator(ansible, emulator, kind, name, path):
         play_vars.update({'sim_windows_update': offered_updates(emulator),
                           'sim_windows_update_state_dir': str(ansible.tmp_path / 'win_updates')})
 
-    run = run_examples(ansible, prepare(plugin, tasks, substitutions(emulator).get(plugin, {})), play_vars, win_updates)
+    run = run_examples(ansible, emulator, prepare(plugin, tasks, substitutions(emulator).get(plugin, {})), play_vars,
+                       win_updates)
 
     expected = [n for n in names if (plugin, n) not in NOT_RUN]
     for task in expected:

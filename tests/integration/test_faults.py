@@ -115,3 +115,17 @@ def test_a_slow_server_hits_the_timeout_with_a_clear_message(ansible, emulator):
     assert run.result['failed'] is True
     assert 'did not answer within the timeout' in run.result['msg'] and 'after 2 attempts' in run.result['msg']
     assert emulator.stats()['api_requests'] == 2
+
+
+@pytest.mark.parametrize('playbook', ['module', 'lookup'])
+def test_a_throttled_run_says_so_once(ansible, emulator, playbook):
+    emulator.configure(fail_next=fail_next(429, 2, retry_after=1))
+    run = ansible.run(playbook, extra_vars={'software_ids': list(IDS), 'terms': list(IDS)})
+    assert run.rc == 0 and not run.result.get('failed'), run
+    warning = 'The Defender API throttled 2 requests (HTTP 429), waited 2.0 s in all and retried 2 times.'
+    assert run.output.count(warning) == 1, run
+
+
+def test_a_run_without_retries_says_nothing(ansible, emulator):
+    run = ansible.run('module', extra_vars={'software_ids': list(IDS)})
+    assert run.rc == 0 and 'throttled' not in run.output and 'retried' not in run.output, run

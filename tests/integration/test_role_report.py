@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -51,16 +53,16 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
         if machine['missing_kbs']:
             noncompliant.append(host)
     assert noncompliant and report['summary']['noncompliant'] == len(noncompliant)
-    # the gate: non-zero exit after the reports were written, failing once on the controller and
-    # naming each host that is not compliant with its KBs; no host itself is failed
+    # the gate: non-zero exit after the reports were written, failing one task on the controller that
+    # names each host that is not compliant with its KBs (the play stops there)
     assert run.rc != 0
     assert '%d of %d hosts are not compliant (report mode, device strategy)' % (len(noncompliant), len(hosts)) in run.output
     for host in noncompliant:
         kbs = ', '.join('KB%s: missing' % kb['id'] for kb in sorted(machines[host + '.contoso.local']['missing_kbs'],
                                                                     key=lambda kb: 'KB' + kb['id']))
         assert '%s (%s)' % (host, kbs) in run.output
-    assert re.search(r'^localhost\s+: ok=\d+ .*failed=1 ', run.output, re.M), run
-    assert not re.search(r'^(?!localhost)\S+\s+: .*failed=[1-9]', run.output, re.M), run
+    assert run.output.count('FAILED!') == 1 and re.search(r'fatal: \[\S+ -> localhost\]: FAILED!', run.output), run
+    assert len(re.findall(r'^\S+\s+: ok=\d+ .*failed=1 ', run.output, re.M)) == 1, run
     assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output  # no host was contacted
     suite = ET.fromstring(run.read('kb_patching.junit.xml'))
     suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
@@ -204,8 +206,7 @@ BAD_INPUT = [
 ]
 
 
-# The compliance playbook validates once on the controller (fleet.yml), the patch playbook per host (Ansible's
-# argument spec check); both refuse the same input. (A mode for compliance is refused as tested above.)
+# Both playbooks validate once on the controller (the role's validate.yml); both refuse the same input. (A mode for compliance is refused as tested above.)
 @pytest.mark.parametrize('playbook,extra,message', [('patch',) + case for case in BAD_INPUT]
                          + [('compliance',) + case for case in BAD_INPUT if 'kb_patching_mode' not in case[0]])
 def test_bad_role_input_is_refused_clearly(ansible, emulator, playbook, extra, message):
@@ -301,3 +302,35 @@ def test_a_relative_report_dir_is_relative_to_where_ansible_runs(ansible, emulat
                                               'kb_patching_fail_on_noncompliance': False})
     assert run.rc == 0, run
     assert (ansible.tmp_path / 'relative-reports' / 'kb_patching.json').is_file()  # the run's cwd
+
+
+def test_two_role_runs_with_other_software_make_two_correct_reports(ansible, emulator):
+    hosts = inventory(emulator, 4)
+    first, second = ['microsoft-_-windows_11', 'microsoft-_-windows_10'], ['microsoft-_-.net_framework']
+    run = run_collection_playbook(ansible, 'role_twice.yml', hosts, extra_vars={
+        'first_software': first, 'second_software': second})
+    assert run.rc == 0, run
+    machines = machines_by_name(emulator)
+    software = emulator.data['software']
+    for name, asked in (('first', first), ('second', second)):
+        with open(os.path.join(run.report_dir, name + '.json')) as handle:
+            report = json.load(handle)
+        for host in hosts:
+            if host == 'brand-new-host':
+                assert report['hosts'][host]['status'] == 'not_in_defender'
+                continue
+            machine = machines[host + '.contoso.local']
+            expected = set('KB' + kb['id'] for sid in asked if sid in machine['software'] for kb in software[sid]['missing_kbs'])
+            assert set(report['hosts'][host]['kbs']) == expected, (name, host)
+    # each run asked Defender for its own software, with one token each
+    routes = emulator.stats()['api_by_route']
+    assert routes['software_missing_kbs'] == len(first) + len(second)
+    assert emulator.stats()['token_requests'] == 2
+
+
+def test_the_software_strategy_asks_for_one_token_per_role_run(ansible, emulator):
+    run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 5),
+                                  extra_vars={'kb_patching_strategy': 'software', 'kb_patching_software_ids': SOFTWARE,
+                                              'kb_patching_gate': 'none'})
+    assert run.rc == 0, run
+    assert emulator.stats()['token_requests'] == 1

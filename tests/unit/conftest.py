@@ -14,7 +14,7 @@ import pytest
 import requests
 from urllib3.response import HTTPResponse
 
-from ansible_collections.defender.tvm.plugins.module_utils.options import OptionAdapter, Settings
+from ansible_collections.defender.tvm.plugins.module_utils._options import OptionAdapter, Settings
 
 TENANT = '11111111-2222-3333-4444-555555555555'
 CLIENT = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'
@@ -72,7 +72,7 @@ class FakeTokens:
         return self.generation, 'token-%d' % self.generation
 
     def refresh(self, generation):
-        from ansible_collections.defender.tvm.plugins.module_utils.errors import AuthenticationError
+        from ansible_collections.defender.tvm.plugins.module_utils._errors import AuthenticationError
         if not self.refreshable:
             raise AuthenticationError('static token rejected')
         self.refreshes += 1

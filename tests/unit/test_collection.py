@@ -13,7 +13,7 @@ import os
 
 import yaml
 
-from ansible_collections.defender.tvm.plugins.module_utils.options import COLLECTION_VERSION
+from ansible_collections.defender.tvm.plugins.module_utils._version import COLLECTION_VERSION
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -17,9 +17,9 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.defender.tvm.plugins.filter.kb_report import FilterModule
-from ansible_collections.defender.tvm.plugins.plugin_utils import kb_report
-from ansible_collections.defender.tvm.plugins.plugin_utils.kb_report import render_html, render_junit, render_markdown, worst_kbs
+from ansible_collections.defender.tvm.plugins.filter.kb_patching import FilterModule
+from ansible_collections.defender.tvm.plugins.plugin_utils import _kb_report as kb_report
+from ansible_collections.defender.tvm.plugins.plugin_utils._kb_report import render_html, render_junit, render_markdown, worst_kbs
 
 # Untrusted names: an inventory hostname and a KB name that try to break out of HTML, XML and Markdown tables.
 HOSTILE_HOST = 'db<01>&"prod"|eu'
@@ -336,10 +336,11 @@ def test_worst_kbs_top_ten_by_cves_then_devices():
 
 def test_filters_render_and_reject_non_dicts():
     filters = FilterModule().filters()
-    assert sorted(filters) == ['kb_report_html', 'kb_report_junit', 'kb_report_markdown']
+    renderers = ['kb_patching_report_html', 'kb_patching_report_junit', 'kb_patching_report_markdown']
+    assert set(renderers) <= set(filters)
     report = sample_report()
-    assert filters['kb_report_html'](report) == render_html(report)
-    assert filters['kb_report_junit'](report) == render_junit(report)
-    assert filters['kb_report_markdown'](report) == render_markdown(copy.deepcopy(report))
-    with pytest.raises(AnsibleFilterError, match='kb_report_html expects the kb_patching report dict'):
-        filters['kb_report_html'](['not', 'a', 'report'])
+    assert filters['kb_patching_report_html'](report) == render_html(report)
+    assert filters['kb_patching_report_junit'](report) == render_junit(report)
+    assert filters['kb_patching_report_markdown'](report) == render_markdown(copy.deepcopy(report))
+    with pytest.raises(AnsibleFilterError, match='kb_patching_report_html expects the kb_patching report dict'):
+        filters['kb_patching_report_html'](['not', 'a', 'report'])

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.defender.tvm.plugins.module_utils import auth
-from ansible_collections.defender.tvm.plugins.module_utils.errors import (
+from ansible_collections.defender.tvm.plugins.module_utils import _auth as auth
+from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     AuthenticationError,
     ConfigurationError,
     entra_error_message,

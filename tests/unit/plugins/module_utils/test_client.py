@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from ansible_collections.defender.tvm.plugins.module_utils.client import DefenderClient, clean_ids, path_segment
-from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError, PermissionDeniedError, ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient, clean_ids, path_segment
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ConfigurationError, PermissionDeniedError, ResponseError
 from ansible_collections.defender.tvm.tests.unit.conftest import FakeSession, FakeTokens, make_response, make_settings
 
 
@@ -120,3 +120,14 @@ def test_map_raises_the_helpful_error_and_stops_queued_work():
     with pytest.raises(PermissionDeniedError):
         client.map(work, list(range(50)))
     assert len(started) < 50
+
+
+def test_close_warns_once_when_the_run_was_throttled():
+    warnings = []
+    client = DefenderClient(make_settings(), warn=warnings.append)
+    client.close()
+    assert warnings == []  # nothing to say
+    client = DefenderClient(make_settings(), warn=warnings.append)
+    client.transport.retries, client.transport.throttled, client.transport.waited = 3, 2, 9.5
+    client.close()
+    assert len(warnings) == 1 and 'throttled 2 requests (HTTP 429), waited 9.5 s in all and retried 3 times' in warnings[0]

@@ -9,8 +9,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.defender.tvm.plugins.module_utils.devices import name_candidates, only_device
-from ansible_collections.defender.tvm.plugins.module_utils.errors import ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils._devices import name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ResponseError
 
 DEVICES = {'web01.contoso.local': {'id': 'a', 'computerDnsName': 'web01.contoso.local'},
            'web01.fabrikam.local': {'id': 'b', 'computerDnsName': 'web01.fabrikam.local'},

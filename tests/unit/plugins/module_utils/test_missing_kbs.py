@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from ansible_collections.defender.tvm.plugins.module_utils.client import DefenderClient
-from ansible_collections.defender.tvm.plugins.module_utils.errors import NotFoundError, ResponseError
-from ansible_collections.defender.tvm.plugins.module_utils.missing_kbs import accept_pattern, normalize_kb, query_missing_kbs
+from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
+from ansible_collections.defender.tvm.plugins.module_utils._errors import NotFoundError, ResponseError
+from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, normalize_kb, query_missing_kbs
 from ansible_collections.defender.tvm.tests.unit.conftest import make_settings
 
 DEVICE_A = 'a' * 40

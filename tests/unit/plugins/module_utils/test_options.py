@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from ansible_collections.defender.tvm.plugins.doc_fragments.connection import ModuleDocFragment
-from ansible_collections.defender.tvm.plugins.module_utils.errors import ConfigurationError
-from ansible_collections.defender.tvm.plugins.module_utils.options import (
+from ansible_collections.defender.tvm.plugins.module_utils._errors import ConfigurationError
+from ansible_collections.defender.tvm.plugins.module_utils._options import (
     CLOUDS,
     CREDENTIAL_GROUP,
     OPTIONS,
@@ -231,7 +231,7 @@ def test_the_certificate_password_comes_with_the_certificate():
 
 
 @pytest.mark.parametrize('explicit,environ,source', [
-    ({'client_secret': 'a', 'federated_token_file': __file__}, {}, 'explicit options'),
+    ({'client_secret': 'a', 'federated_token_file': __file__}, {}, "task's options"),
     ({}, {'MDE_CLIENT_SECRET': 'a', 'MDE_FEDERATED_TOKEN_FILE': __file__}, 'MDE_* environment'),
     ({}, {'AZURE_CLIENT_SECRET': 'a', 'AZURE_FEDERATED_TOKEN_FILE': __file__}, 'AZURE_* environment'),
 ])
@@ -277,14 +277,14 @@ def test_plugin_adapter_classifies_ansible_config_origins():
                       'client_secret': ('from-cfg', '/etc/ansible/ansible.cfg'),
                       'federated_token_file': (__file__, 'env: AZURE_FEDERATED_TOKEN_FILE'),
                       'client_certificate_path': (__file__, 'var: ansible_mde_client_certificate_path')})
-    settings = Settings.from_adapter(OptionAdapter.from_plugin(plugin, {'client_certificate_path', 'client_id'}))
+    settings = Settings.from_adapter(OptionAdapter.from_plugin(plugin, {'client_id'}, {'client_certificate_path'}))
     assert settings.credential_type == 'client_certificate_path'
     assert (settings.client_secret, settings.federated_token_file) == (None, None)
     del plugin.values['client_certificate_path']
-    settings = Settings.from_adapter(OptionAdapter.from_plugin(plugin, {'client_id'}))
+    settings = Settings.from_adapter(OptionAdapter.from_plugin(plugin, {'client_id'}, set()))
     assert settings.credential_type == 'federated_token_file'  # the environment beats ansible.cfg
     del plugin.values['federated_token_file']
-    assert Settings.from_adapter(OptionAdapter.from_plugin(plugin, set())).client_secret == 'from-cfg'
+    assert Settings.from_adapter(OptionAdapter.from_plugin(plugin, set(), set())).client_secret == 'from-cfg'
 
 
 # -- URLs are checked before any network call ---------------------------------------------------
@@ -324,3 +324,13 @@ def test_well_formed_api_urls(value, expected):
 def test_authority_url_takes_no_path():
     with pytest.raises(ConfigurationError, match='authority_url must be the host only, without a path'):
         make_settings(authority_url='https://login.microsoftonline.com/contoso.onmicrosoft.com')
+
+
+def test_task_options_win_over_ansible_mde_variables_as_a_whole():
+    # a task-level client_secret beats a play-level ansible_mde_access_token
+    settings = Settings.from_adapter(OptionAdapter.from_action(
+        dict(APP, client_secret='from-the-task'), {'ansible_mde_access_token': 'eyJ.from-a-variable'}, environ={}))
+    assert (settings.credential_type, settings.access_token) == ('client_secret', None)
+    settings = Settings.from_adapter(OptionAdapter.from_action(
+        dict(APP), {'ansible_mde_access_token': 'eyJ.from-a-variable'}, environ={'MDE_CLIENT_SECRET': 'exported'}))
+    assert (settings.credential_type, settings.client_secret) == ('access_token', None)

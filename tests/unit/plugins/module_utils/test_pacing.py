@@ -13,7 +13,7 @@ import pytest
 import threading
 import time
 
-from ansible_collections.defender.tvm.plugins.module_utils.pacing import RatePacer
+from ansible_collections.defender.tvm.plugins.module_utils._pacing import RatePacer
 
 
 class FakeClockPacer(RatePacer):

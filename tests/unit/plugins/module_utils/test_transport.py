@@ -10,14 +10,14 @@ __metaclass__ = type
 import pytest
 import requests
 
-from ansible_collections.defender.tvm.plugins.module_utils.errors import (
+from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
     ResponseError,
     TransportError,
 )
-from ansible_collections.defender.tvm.plugins.module_utils.transport import Transport, VerifyingSession
+from ansible_collections.defender.tvm.plugins.module_utils._transport import Transport, VerifyingSession
 from ansible_collections.defender.tvm.tests.unit.conftest import FakeSession, FakeTokens, make_response, make_settings
 
 URL = 'https://api.security.microsoft.com/api/Software/microsoft-_-edge/getmissingkbs'
@@ -195,3 +195,21 @@ def test_session_forces_verification_over_the_environment(monkeypatch, tmp_path)
     assert seen['verify'] is False
     adapter = session.get_adapter('https://x')
     assert adapter._pool_maxsize >= 8
+
+
+def test_the_summary_counts_429s_the_wait_and_the_retries():
+    t, dummy, sleeps = transport([make_response(429, {}, headers={'Retry-After': '7'}),
+                                  make_response(503, {}), make_response(429, {}, headers={'Retry-After': '2'}), OK])
+    assert t.summary() is None  # nothing happened yet
+    call(t)
+    assert (t.throttled, t.retries) == (2, 3)
+    assert t.waited == 7.0 + sleeps[0] + 2.0
+    assert t.summary().startswith('The Defender API throttled 2 requests (HTTP 429), waited %.1f s in all and retried '
+                                  '3 times.' % t.waited)
+
+
+def test_a_run_without_retries_has_no_summary():
+    t, dummy, dummy2 = transport([OK, OK])
+    call(t)
+    call(t)
+    assert t.summary() is None and t.waited == 0

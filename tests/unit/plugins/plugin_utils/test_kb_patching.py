@@ -9,13 +9,16 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.defender.tvm.plugins.plugin_utils.kb_patching import (
+from ansible_collections.defender.tvm.plugins.plugin_utils import _kb_patching as kb_patching
+from ansible_collections.defender.tvm.plugins.plugin_utils._kb_patching import (
+    ask_defender,
     build_plan,
     build_report,
     gate_message,
     host_outcomes,
     kb_name,
     match_device,
+    plan_key,
     role_arguments,
 )
 
@@ -258,3 +261,80 @@ def test_the_gate_message_names_each_failing_host_and_its_kbs():
                                              'db (KB1: failed, KB3: missing) and 1 more')
     passing = build_report(plan, dict((h, outcomes[h]) for h in ('ok', 'new')), 'install', '2026-11-27T15:00:00Z')
     assert gate_message(passing) == ''
+
+
+# -- asking Defender for a plan --------------------------------------------------------------------
+
+def test_the_plan_key_changes_with_every_input():
+    base = dict(strategy='software', hosts={'web': 'web01'}, software_ids=['win'], discover=None,
+                min_cve_addressed=0, include_kbs=[], exclude_kbs=[])
+
+    def key_with(change):
+        inputs = dict(base)
+        inputs.update(change)
+        return plan_key(**inputs)
+    key = plan_key(**base)
+    assert key_with({'include_kbs': 'KB1'}) == key_with({'include_kbs': ['1']})  # the same KB
+    for change in ({'strategy': 'device'}, {'hosts': {'web': 'web02'}}, {'hosts': {'web': 'web01', 'db': 'db01'}},
+                   {'software_ids': ['net']}, {'discover': {'vendor': 'microsoft', 'name': None}},
+                   {'min_cve_addressed': 5}, {'include_kbs': ['KB1']}, {'exclude_kbs': ['KB2']}):
+        assert key_with(change) != key, change
+
+
+class Calls:
+    """Records the queries ask_defender makes, and answers them from the fixtures above."""
+
+    def __init__(self, monkeypatch, windows=()):
+        self.made = []
+        monkeypatch.setattr(kb_patching, 'query_missing_kbs', self.missing)
+        monkeypatch.setattr(kb_patching, 'query_software', self.software)
+        monkeypatch.setattr(kb_patching, 'windows_devices', self.windows)
+        self.windows_refs = list(windows)
+
+    def missing(self, client, software_ids=None, machine_ids=None, ignore_unknown=False):
+        self.made.append(('missing', software_ids or machine_ids, ignore_unknown))
+        if software_ids:
+            return SOFTWARE_MISSING
+        return {'missing_kbs': [kb('1', 50)], 'results': [
+            {'requested': 'web01', 'machine_id': A, 'computer_dns_name': 'web01.contoso.local', 'missing_kbs': [kb('1', 50)]}]}
+
+    def software(self, client, software_ids=None, vendor=None, name=None, machine_references=False, details=True, **kwargs):
+        self.made.append(('software', software_ids, vendor, name, machine_references, details))
+        if software_ids is None:
+            return {'software': [{'id': 'win', 'weaknesses': 3}, {'id': 'calc', 'weaknesses': 0}], 'not_found': []}
+        return {'software': SOFTWARE, 'not_found': []}
+
+    def windows(self, client):
+        self.made.append(('windows',))
+        return self.windows_refs
+
+
+def test_ask_defender_software_strategy_asks_per_software_and_finds_the_rest_among_windows_devices(monkeypatch):
+    calls = Calls(monkeypatch, windows=[{'id': C, 'computer_dns_name': 'file01.contoso.local'}])
+    plan = ask_defender(None, 'software', {'web': 'web01', 'file': 'file01', 'new': 'new01'}, software_ids=['win', 'net'])
+    assert calls.made == [('missing', ['win', 'net'], False), ('software', ['win', 'net'], None, None, True, False),
+                          ('windows',)]
+    assert plan['hosts']['web']['kbs'] == ['KB1', 'KB2']
+    assert plan['hosts']['file']['in_defender'] and plan['hosts']['file']['kbs'] == []
+    assert not plan['hosts']['new']['in_defender']
+
+
+def test_ask_defender_needs_no_windows_devices_when_every_host_is_named(monkeypatch):
+    calls = Calls(monkeypatch)
+    ask_defender(None, 'software', {'web': 'web01', 'db': 'db01'}, software_ids=['win'])
+    assert ('windows',) not in calls.made
+
+
+def test_ask_defender_discovers_software_with_weaknesses(monkeypatch):
+    calls = Calls(monkeypatch)
+    ask_defender(None, 'software', {'web': 'web01'}, discover={'vendor': 'microsoft', 'name': None})
+    assert calls.made[0] == ('software', None, 'microsoft', None, False, True)
+    assert calls.made[1] == ('missing', ['win'], False)  # calc has no weaknesses
+
+
+def test_ask_defender_device_strategy_asks_each_device_once(monkeypatch):
+    calls = Calls(monkeypatch)
+    plan = ask_defender(None, 'device', {'web': 'web01', 'web-again': 'web01', 'new': 'new01'})
+    assert calls.made == [('missing', ['new01', 'web01'], True)]
+    assert plan['hosts']['web']['kbs'] == plan['hosts']['web-again']['kbs'] == ['KB1']
+    assert not plan['hosts']['new']['in_defender']
