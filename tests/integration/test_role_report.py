@@ -65,9 +65,14 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
     assert len(re.findall(r'^\S+\s+: ok=\d+ .*failed=1 ', run.output, re.M)) == 1, run
     assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output  # no host was contacted
     suite = ET.fromstring(run.read('kb_patching.junit.xml'))
-    suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
+    assert suite.tag == 'testsuites' and len(suite) == 1  # one <testsuite> inside <testsuites>, counts on both
+    assert (suite.get('tests'), suite.get('failures')) == (str(len(hosts)), str(len(noncompliant)))
+    suite = suite.find('testsuite')
     assert int(suite.get('tests')) == len(hosts) and int(suite.get('failures')) == len(noncompliant)
-    assert '# KB patching report' in run.read('kb_patching.md') or 'KB patching' in run.read('kb_patching.md')
+    markdown = run.read('kb_patching.md')
+    assert markdown.startswith('# KB patching report\n')
+    for host in noncompliant:
+        assert '\n| %s |' % host in markdown  # a row of the non-compliant hosts' table
     assert run.read('kb_patching.html').lstrip().lower().startswith('<!doctype html>')
     # one call per host (plus name resolution), never per KB
     stats = emulator.stats()
