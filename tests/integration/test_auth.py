@@ -10,6 +10,8 @@ __metaclass__ = type
 
 import pytest
 
+pytestmark = pytest.mark.representative
+
 ID = ['microsoft-_-windows_11']
 
 

@@ -40,6 +40,8 @@ from ansible_collections.defender.tvm.tests.integration.conftest import COLLECTI
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records
 from ansible_collections.defender.tvm.tests.integration.role_runner import SIMULATION
 
+pytestmark = pytest.mark.representative
+
 PLUGIN_DIRS = {'module': 'modules', 'lookup': 'lookup'}
 
 # Actions an example may use that run here. Anything else must be listed in NOT_RUN with a reason.

@@ -8,9 +8,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import pytest
 import yaml
 
 from ansible_collections.defender.tvm.tests.integration.role_runner import UNREACHABLE_WINDOWS
+
+pytestmark = pytest.mark.representative
 
 SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-.net_framework']
 

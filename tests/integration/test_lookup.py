@@ -8,7 +8,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import pytest
+
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records
+
+pytestmark = pytest.mark.representative
 
 IDS = ['microsoft-_-windows_11', 'microsoft-_-office', 'microsoft-_-.net_framework']
 

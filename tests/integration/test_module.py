@@ -10,7 +10,11 @@ __metaclass__ = type
 
 import re
 
+import pytest
+
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records, kb_ids, synthetic_software
+
+pytestmark = pytest.mark.representative
 
 SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-.net_framework', 'notepad_plus_plus-_-notepad++',
             'microsoft-_-edge_chromium-based']

@@ -21,6 +21,8 @@ import pytest
 from ansible_collections.defender.tvm.plugins.plugin_utils._kb_report import render_html
 from ansible_collections.defender.tvm.tests.unit.plugins.filter.test_kb_report import HOSTILE_HOST, empty_report, sample_report
 
+pytestmark = pytest.mark.once
+
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
 # The machine may have no internet: without the background-networking flags Chromium waits on

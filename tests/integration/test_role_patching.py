@@ -16,8 +16,12 @@ __metaclass__ = type
 import json
 import os
 
+import pytest
+
 from ansible_collections.defender.tvm.tests.integration.role_runner import run_collection_playbook
 from ansible_collections.defender.tvm.tests.integration.test_win_updates_argspec import validate_win_updates_args
+
+pytestmark = pytest.mark.representative
 
 SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-windows_server_2019',
             'microsoft-_-windows_server_2022', 'microsoft-_-.net_framework', 'microsoft-_-office']

@@ -17,6 +17,8 @@ import pytest
 
 from ansible_collections.defender.tvm.tests.integration.role_runner import UNREACHABLE_WINDOWS, run_collection_playbook
 
+pytestmark = pytest.mark.representative
+
 SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-.net_framework', 'microsoft-_-office']
 
 
@@ -64,6 +66,9 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
     assert run.output.count('FAILED!') == 1 and re.search(r'fatal: \[\S+ -> localhost\]: FAILED!', run.output), run
     assert len(re.findall(r'^\S+\s+: ok=\d+ .*failed=1 ', run.output, re.M)) == 1, run
     assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output  # no host was contacted
+    # no task ran per host: every task result names one and the same host (the play's first, run_once)
+    task_hosts = set(re.findall(r'^(?:ok|changed|skipping|fatal): \[([^\]\s]+)', run.output, re.M)) - {'localhost'}
+    assert len(task_hosts) == 1, task_hosts
     suite = ET.fromstring(run.read('kb_patching.junit.xml'))
     assert suite.tag == 'testsuites' and len(suite) == 1  # one <testsuite> inside <testsuites>, counts on both
     assert (suite.get('tests'), suite.get('failures')) == (str(len(hosts)), str(len(noncompliant)))

@@ -13,6 +13,8 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.representative
+
 ID = ['microsoft-_-windows_11']
 JWT = re.compile(r'eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}')
 

@@ -22,6 +22,8 @@ import pytest
 from ansible_collections.defender.tvm.tests.integration.conftest import Ansible, Emulator
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records, synthetic_software
 
+pytestmark = pytest.mark.once
+
 SEED = 20240213
 IDS = 1000
 FAULTS = dict(

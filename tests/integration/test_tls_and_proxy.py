@@ -13,6 +13,8 @@ import requests
 
 from ansible_collections.defender.tvm.tests.integration.helpers import ConnectProxy
 
+pytestmark = pytest.mark.representative
+
 ID = ['microsoft-_-windows_11']
 PUBLIC_BUNDLE = requests.certs.where()  # a real CA bundle that does not trust the emulator's CA
 

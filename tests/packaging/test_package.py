@@ -23,6 +23,8 @@ import yaml
 from mde_emulator import Emulator
 from mde_emulator.ansible_env import playbook_env
 
+pytestmark = pytest.mark.once
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 WINDOWS = os.environ.get('DEFENDER_TVM_WINDOWS_COLLECTION', '')
