@@ -218,7 +218,7 @@ def test_check_mode_runs_the_same_read_only_query(software_api, module_args, run
         module_args(args(software_ids=[EDGE], machine_references=True, _ansible_check_mode=check_mode))
         rc, result, dummy = run_module(software_info.main)
         assert rc == 0 and 'skipped' not in result and result['changed'] is False
-        result.pop('invocation')
+        result.pop('invocation', None)  # ansible-core 2.21 no longer returns it
         answers.append(result)
     assert answers[0] == answers[1]
     assert answers[1]['software'][0]['machine_references']  # the query ran in check mode too
@@ -240,8 +240,9 @@ def test_no_log_options_never_appear_in_the_output(software_api, module_args, ru
     assert software_api.requests  # the secrets were in use, not refused
     for value in values:
         assert value not in raw
-    module_args_out = result['invocation']['module_args']
-    for name in ('client_secret', 'client_certificate_password', 'access_token'):
-        assert module_args_out[name] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    if 'invocation' in result:  # up to ansible-core 2.20: the arguments come back, masked
+        module_args_out = result['invocation']['module_args']
+        for name in ('client_secret', 'client_certificate_password', 'access_token'):
+            assert module_args_out[name] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
     shown = result['msg'] if fails else result['software'][0]['name']
     assert shown.count('********') == 3
