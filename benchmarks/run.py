@@ -429,7 +429,7 @@ def fleet_software(bench):
 def fleet_scenario(bench):
     args = bench.args
     # extra_machines adds srv-1001 ... ws-NNNN (numbered from 1001), all in Defender under their FQDN.
-    synthetic = [(re.match(r'^(?:srv|ws)-(\d{4})\.', m['computerDnsName']), m['computerDnsName'])
+    synthetic = [(re.match(r'^(?:srv|ws)-(\d{4,})\.', m['computerDnsName']), m['computerDnsName'])
                  for m in bench.emu.data['machines'].values()]
     names = sorted(name for match, name in synthetic if match and int(match.group(1)) > 1000)
     device_ids = dict((m['computerDnsName'], m['id']) for m in bench.emu.data['machines'].values())
