@@ -141,10 +141,11 @@ notes:
   - Create an app registration in Entra ID, add the application permissions of the
     C(WindowsDefenderATP) API this plugin names, and grant admin consent.
   - Secrets and tokens are never returned or logged.
-  - Where an option comes from, the first found winning - the explicit options (task arguments,
-    and C(module_defaults) for C(group/defender.tvm.all); for a lookup its keyword arguments and
-    C(ansible_mde_*) variables), then the C(MDE_*) environment variables, then the C(AZURE_*)
-    ones, then, for a lookup, the C([defender_tvm]) section of C(ansible.cfg), then the default.
+  - Where an option comes from, the first found winning - the task's options (its arguments, and
+    C(module_defaults) for C(group/defender.tvm.all); for a lookup its keyword arguments), then,
+    for a lookup or the M(defender.tvm.kb_plan) action, the C(ansible_mde_*) variables, then the
+    C(MDE_*) environment variables, then the C(AZURE_*) ones, then, for a lookup, the
+    C([defender_tvm]) section of C(ansible.cfg), then the default.
   - The credential is taken whole from the first of those sources that gives one, and
     credential options from the other sources are ignored - O(access_token), or O(client_secret),
     or O(client_certificate_path) with its O(client_certificate_password) (from the same source,

@@ -14,7 +14,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: kb_plan
 short_description: Plan which KBs each host should get, from one question to Microsoft Defender for Endpoint
-version_added: 1.2.0
+version_added: 2.0.0
 description:
   - Asks Defender, once and on the controller, which security updates (KBs) the hosts miss, and
     maps each inventory host to its Defender device and its KBs, with an C(accept_list) for
