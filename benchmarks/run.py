@@ -52,7 +52,7 @@ VARIANTS = ('baseline', 'lookup', 'module')
 PLAYBOOK_OF = {'baseline': 'baseline_uri.yml', 'lookup': 'lookup.yml', 'module': 'module.yml', 'empty': 'empty.yml'}
 SCOPE = 'https://api.securitycenter.microsoft.com/.default'
 WINDOW_S = 60.0
-# The same as tests/integration/role_runner.py: a Windows host that must never be contacted
+# The same as tests/integration/harness.py: a Windows host that must never be contacted
 # (WinRM on a closed loopback port). A contacted host would show up as unreachable.
 UNREACHABLE_WINDOWS = {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1', 'ansible_port': 1,
                        'ansible_user': 'nobody', 'ansible_password': 'never-used'}

@@ -2,7 +2,8 @@
 # Copyright (c) defender.tvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the emulator's own data says the collection must return, and a CONNECT proxy."""
+"""What the emulator's own data says the collection must return, test inventories named after its
+devices, and a CONNECT proxy."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,6 +13,8 @@ import re
 import select
 import socket
 import threading
+
+from ansible_collections.defender.tvm.tests.integration.harness import UNREACHABLE_WINDOWS
 
 
 def expected_records(raw_kbs):
@@ -29,6 +32,19 @@ def synthetic_software(emulator):
 
 def kb_ids(records):
     return sorted(r['id'] for r in records)
+
+
+def machines_by_name(emulator):
+    return dict((m['computerDnsName'], m) for m in emulator.data['machines'].values())
+
+
+def inventory(emulator, count, style='short'):
+    """Windows hosts named after Defender devices (short or FQDN), plus one Defender does not know;
+    all UNREACHABLE_WINDOWS (name -> host vars, for ``run_collection_playbook``)."""
+    names = sorted(n for n in machines_by_name(emulator) if n.endswith('.contoso.local'))[:count]
+    hosts = dict(((n.split('.')[0] if style == 'short' else n.upper()), dict(UNREACHABLE_WINDOWS)) for n in names)
+    hosts['brand-new-host'] = dict(UNREACHABLE_WINDOWS)
+    return hosts
 
 
 class ConnectProxy:

@@ -23,9 +23,9 @@ import sys
 
 import yaml
 
-from ansible_collections.defender.tvm.tests.integration.role_runner import SIMULATION
-from ansible_collections.defender.tvm.tests.integration.test_role_patching import calls, devices, host_vars, kb_names
-from ansible_collections.defender.tvm.tests.integration.test_role_report import inventory, machines_by_name
+from ansible_collections.defender.tvm.tests.integration.harness import SIMULATION
+from ansible_collections.defender.tvm.tests.integration.helpers import inventory, machines_by_name
+from ansible_collections.defender.tvm.tests.integration.win_updates_sim import calls, devices, host_vars, kb_names
 
 VENV_BIN = os.path.dirname(sys.executable)
 REPORTS = ('kb_patching.json', 'kb_patching.junit.xml', 'kb_patching.md', 'kb_patching.html')
@@ -116,7 +116,7 @@ def assert_ran_as_awx_runs_it(job):
 
 
 def test_compliance_under_ansible_runner_writes_the_reports_in_the_project_directory(ansible, emulator, tmp_path):
-    # three Defender devices and brand-new-host, which Defender does not know; all with role_runner's
+    # three Defender devices and brand-new-host, which Defender does not know; all with harness.py's
     # UNREACHABLE_WINDOWS connection: report mode contacts no host
     hosts = inventory(emulator, 3)
     job = runner_job(ansible, tmp_path, 'compliance', hosts)

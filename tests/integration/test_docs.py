@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from ansible_collections.defender.tvm.tests.integration.conftest import COLLECTION_ROOT, collections_path
+from ansible_collections.defender.tvm.tests.integration.harness import COLLECTION_ROOT, collections_path
 
 PLUGINS = [('module', 'defender.tvm.' + f[:-3]) for f in os.listdir(os.path.join(COLLECTION_ROOT, 'plugins', 'modules'))
            if f.endswith('.py')]

@@ -29,7 +29,7 @@ from antsibull_docs_parser import dom
 from antsibull_docs_parser.ansible_doc_text import AnsibleDocTextFormatter, to_ansible_doc_text
 from antsibull_docs_parser.parser import Context, parse
 
-from ansible_collections.defender.tvm.tests.integration.conftest import COLLECTION_ROOT, collections_path
+from ansible_collections.defender.tvm.tests.integration.harness import COLLECTION_ROOT, collections_path
 
 ROLES = sorted(d for d in os.listdir(os.path.join(COLLECTION_ROOT, 'roles'))
                if os.path.isfile(os.path.join(COLLECTION_ROOT, 'roles', d, 'meta', 'argument_specs.yml')))

@@ -15,7 +15,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.defender.tvm.tests.integration.conftest import COLLECTION_ROOT
+from ansible_collections.defender.tvm.tests.integration.harness import COLLECTION_ROOT
 
 SCANNED = ['plugins', 'README.md', os.path.join('docs', 'docsite'), 'roles', 'playbooks', 'demo']
 TEXT = ('.py', '.yml', '.yaml', '.md', '.rst', '.j2', '.txt', '.json', '.cfg', '.ini', '.sh')

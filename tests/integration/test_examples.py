@@ -17,7 +17,7 @@ on this data), EXPECTED_SKIPS (conditional tasks whose condition is false on thi
 (tasks that cannot run here, with the reason; none today). A task that is
 in none of them and did not succeed fails the test, and so does an entry of these tables that no
 longer matches the EXAMPLES. ansible.windows.win_updates runs against the test-only simulation of
-tests/integration/collections (role_runner.SIMULATION), on a simulated Windows Update agent.
+tests/integration/collections (harness.SIMULATION), on a simulated Windows Update agent.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,17 +28,14 @@ import ast
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from ansible.playbook.task import Task
 
-from ansible_collections.defender.tvm.tests.integration.conftest import COLLECTION_ROOT
+from ansible_collections.defender.tvm.tests.integration.harness import COLLECTION_ROOT, SIMULATION
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records
-from ansible_collections.defender.tvm.tests.integration.role_runner import SIMULATION
 
 pytestmark = pytest.mark.representative
 
@@ -266,9 +263,9 @@ def offered_updates(emulator):
 
 
 class ExampleRun:
-    def __init__(self, proc, records, tmp):
-        self.rc = proc.returncode
-        self.output = proc.stdout + proc.stderr
+    def __init__(self, run, records, tmp):
+        self.rc = run.rc
+        self.output = run.output
         self.records = records
         self.tmp = tmp
         self.by_task = dict((r['task'], r) for r in records)
@@ -298,22 +295,18 @@ def run_examples(ansible, emulator, tasks, play_vars, win_updates):
     playbook = str(tmp / 'examples.yml')
     with open(playbook, 'w') as handle:
         yaml.safe_dump([play], handle, default_flow_style=False, sort_keys=False)
-    inventory = str(tmp / 'inventory.yml')
-    with open(inventory, 'w') as handle:
-        yaml.safe_dump({'all': {'children': {'windows': {'hosts': {WINDOWS_HOST: {
-            'ansible_connection': 'local', 'kb_patching_device_name': windows_device(emulator)['computerDnsName']}}}}}},
-            handle)
-    env = ansible.env(extra_collections=[SIMULATION] if win_updates else [])
-    env.update({'ANSIBLE_CALLBACK_PLUGINS': str(callbacks), 'ANSIBLE_CALLBACKS_ENABLED': 'example_recorder',
-                'EXAMPLE_RECORDER_FILE': records_file})
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
-                           playbook], env=env, cwd=str(tmp), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=600, check=False)
+    hosts = {WINDOWS_HOST: {'ansible_connection': 'local',
+                            'kb_patching_device_name': windows_device(emulator)['computerDnsName']}}
+    # the secret app's credentials, and the recorder
+    env = dict(ansible.credentials(), ANSIBLE_CALLBACK_PLUGINS=str(callbacks), ANSIBLE_CALLBACKS_ENABLED='example_recorder',
+               EXAMPLE_RECORDER_FILE=records_file)
+    run = ansible.playbook(playbook, hosts=hosts, env=env, extra_collections=[SIMULATION] if win_updates else [],
+                           tag='examples')
     records = []
     if os.path.exists(records_file):
         with open(records_file) as handle:
             records = [json.loads(line) for line in handle if line.strip()]
-    return ExampleRun(proc, records, tmp)
+    return ExampleRun(run, records, tmp)
 
 
 # -- what the results must be, per plugin (where it is cheap to say) ------------------------------------------------

@@ -9,9 +9,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
-import yaml
 
-from ansible_collections.defender.tvm.tests.integration.role_runner import UNREACHABLE_WINDOWS
+from ansible_collections.defender.tvm.tests.integration.harness import UNREACHABLE_WINDOWS
 
 pytestmark = pytest.mark.representative
 
@@ -19,9 +18,7 @@ SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-.net_framework']
 
 
 def run_plan(ansible, emulator, hosts, plan_args, env=None, **extra):
-    inventory = ansible.tmp_path / 'inventory.yml'
-    inventory.write_text(yaml.safe_dump({'all': {'children': {'windows': {'hosts': hosts}}}}))
-    return ansible.run('kb_plan', env=env, inventory=str(inventory), extra_vars=dict(plan_args=plan_args, **extra))
+    return ansible.run('kb_plan', env=env, hosts=hosts, extra_vars=dict(plan_args=plan_args, **extra))
 
 
 def fleet(emulator, count):

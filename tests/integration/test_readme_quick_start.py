@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from ansible_collections.defender.tvm.tests.integration.conftest import COLLECTION_ROOT, PLAYBOOKS
+from ansible_collections.defender.tvm.tests.integration.harness import COLLECTION_ROOT, PLAYBOOKS
 
 
 def readme_localhost_line():
@@ -47,17 +47,14 @@ def test_an_inventory_that_names_localhost_needs_the_readme_line(ansible, emulat
     line = readme_localhost_line() if documented else 'localhost ansible_connection=local'
     # the interpreter Ansible would otherwise use for a localhost it finds in the inventory
     inventory.write_text(u'%s\n\n[all:vars]\nansible_python_interpreter=%s\n' % (line, python_without_requirements))
-    env = ansible.env()
-    env.pop('ANSIBLE_PYTHON_INTERPRETER', None)
-    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory),
-               os.path.join(PLAYBOOKS, 'module.yml'), '-e', 'out=%s' % (ansible.tmp_path / 'out.json'),
-               '-e', '{"software_ids": ["microsoft-_-windows_11"]}']
-    proc = subprocess.run(command, env=env, cwd=str(ansible.tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=300, check=False)
-    with open(str(ansible.tmp_path / 'out.json')) as handle:
+    # the secret app's credentials, and no ANSIBLE_PYTHON_INTERPRETER: the inventory decides
+    env = dict(ansible.credentials(), ANSIBLE_PYTHON_INTERPRETER=None)
+    run = ansible.playbook(os.path.join(PLAYBOOKS, 'module.yml'), inventory=str(inventory), env=env,
+                           extra_vars={'software_ids': ['microsoft-_-windows_11']}, tag='quick-start', timeout=300)
+    with open(run.out_file) as handle:
         result = handle.read()
     if documented:
-        assert proc.returncode == 0 and '"failed": true' not in result, proc.stdout
+        assert run.rc == 0 and '"failed": true' not in result, run
         assert emulator.stats()['api_requests'] == 1
     else:
         # the trap the README warns of: a clear message naming the library and the interpreter

@@ -19,7 +19,7 @@ import shutil
 import pytest
 
 from ansible_collections.defender.tvm.plugins.plugin_utils._kb_report import render_html
-from ansible_collections.defender.tvm.tests.unit.plugins.filter.test_kb_report import HOSTILE_HOST, empty_report, sample_report
+from ansible_collections.defender.tvm.tests.unit.plugins.filter.report_samples import HOSTILE_HOST, empty_report, sample_report
 
 pytestmark = pytest.mark.once
 

@@ -13,13 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import os
-
 import pytest
 
-from ansible_collections.defender.tvm.tests.integration.role_runner import run_collection_playbook
-from ansible_collections.defender.tvm.tests.integration.test_win_updates_argspec import validate_win_updates_args
+from ansible_collections.defender.tvm.tests.integration.harness import run_collection_playbook
+from ansible_collections.defender.tvm.tests.integration.win_updates_sim import calls, devices, host_vars, kb_names
+from ansible_collections.defender.tvm.tests.integration.win_updates_spec import validate_win_updates_args
 
 pytestmark = pytest.mark.representative
 
@@ -27,51 +25,11 @@ SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-win
             'microsoft-_-windows_server_2022', 'microsoft-_-.net_framework', 'microsoft-_-office']
 
 
-def devices(emulator, count):
-    """``count`` Defender devices that miss at least two KBs, by short name."""
-    found = sorted((m for m in emulator.data['machines'].values() if len(m['missing_kbs']) >= 2),
-                   key=lambda m: m['computerDnsName'])
-    return dict((m['computerDnsName'].split('.')[0], m) for m in found[:count])
-
-
-def agent(machine, not_offered=(), failing=(), reboot=()):
-    """A simulated Windows Update agent offering the device's missing KBs, except ``not_offered``."""
-    updates = {}
-    for index, kb in enumerate(machine['missing_kbs']):
-        if kb['id'] in not_offered:
-            continue  # superseded or not applicable: Windows Update does not offer it
-        update = {'title': '%s (KB%s)' % (kb['name'], kb['id']), 'kb': [kb['id']], 'categories': ['Security Updates']}
-        if kb['id'] in failing:
-            update['fail'] = {'hresult': 0x80240022, 'msg': 'The update could not be installed'}
-        if kb['id'] in reboot:
-            update['reboot_required'] = True
-        updates['%08d-0000-4000-8000-%012d' % (index, int(kb['id']))] = update
-    return {'updates': updates, 'installed_kbs': ['5000001']}
-
-
-def host_vars(state_dir, machine, **agent_kwargs):
-    lose = agent_kwargs.pop('lose_connection', False)
-    return {'ansible_connection': 'local', 'sim_windows_update_state_dir': state_dir,
-            'sim_windows_update': agent(machine, **agent_kwargs), 'sim_lose_connection_on_reboot': lose}
-
-
-def calls(state_dir, host):
-    path = os.path.join(state_dir, host + '.calls.jsonl')
-    if not os.path.exists(path):
-        return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def assert_real_arguments(state_dir, hosts):
     for host in hosts:
         for call in calls(state_dir, host):
             args = call.get('args', call)
             assert validate_win_updates_args(args) == [], (host, args)
-
-
-def kb_names(machine):
-    return sorted('KB' + kb['id'] for kb in machine['missing_kbs'])
 
 
 def test_check_mode_searches_each_agent_and_installs_nothing(ansible, emulator, tmp_path):

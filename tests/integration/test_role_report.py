@@ -15,23 +15,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.defender.tvm.tests.integration.role_runner import UNREACHABLE_WINDOWS, run_collection_playbook
+from ansible_collections.defender.tvm.tests.integration.harness import UNREACHABLE_WINDOWS, run_collection_playbook
+from ansible_collections.defender.tvm.tests.integration.helpers import inventory, machines_by_name
 
 pytestmark = pytest.mark.representative
 
 SOFTWARE = ['microsoft-_-windows_11', 'microsoft-_-windows_10', 'microsoft-_-.net_framework', 'microsoft-_-office']
-
-
-def machines_by_name(emulator):
-    return dict((m['computerDnsName'], m) for m in emulator.data['machines'].values())
-
-
-def inventory(emulator, count, style='short'):
-    """Windows hosts named after Defender devices (short or FQDN), plus one Defender does not know."""
-    names = sorted(n for n in machines_by_name(emulator) if n.endswith('.contoso.local'))[:count]
-    hosts = dict(((n.split('.')[0] if style == 'short' else n.upper()), dict(UNREACHABLE_WINDOWS)) for n in names)
-    hosts['brand-new-host'] = dict(UNREACHABLE_WINDOWS)
-    return hosts
 
 
 def test_device_strategy_gate_and_reports(ansible, emulator):

@@ -19,8 +19,10 @@ import time
 
 import pytest
 
-from ansible_collections.defender.tvm.tests.integration.conftest import Ansible, Emulator
+from ansible_collections.defender.tvm.tests.integration.harness import Ansible
 from ansible_collections.defender.tvm.tests.integration.helpers import expected_records, synthetic_software
+
+from mde_emulator import Emulator  # on sys.path through harness.py
 
 pytestmark = pytest.mark.once
 

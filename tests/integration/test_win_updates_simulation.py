@@ -18,10 +18,7 @@ import os
 
 import pytest
 
-from ansible_collections.defender.tvm.tests.integration.conftest import Ansible
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-SIMULATION = os.path.join(HERE, 'collections')
+from ansible_collections.defender.tvm.tests.integration.harness import SIMULATION, Ansible
 
 CU_SERVER = '0b7e3c10-0000-4000-8000-000000000001'
 DOTNET = '0b7e3c10-0000-4000-8000-000000000002'
@@ -68,7 +65,7 @@ def inventory(state_dir):
 
 @pytest.fixture
 def local_ansible(tmp_path):
-    """The playbook runner of conftest.py, without the Defender emulator: these playbooks never call Defender."""
+    """The playbook runner of harness.py, without the Defender emulator: these playbooks never call Defender."""
     return Ansible(None, tmp_path)
 
 

@@ -23,7 +23,7 @@ from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     ConfigurationError,
     entra_error_message,
 )
-from ansible_collections.defender.tvm.tests.unit.conftest import make_settings
+from ansible_collections.defender.tvm.tests.unit.helpers import make_settings
 
 
 @pytest.fixture(scope='module')

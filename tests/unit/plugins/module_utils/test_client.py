@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient, clean_ids, path_segment
 from ansible_collections.defender.tvm.plugins.module_utils._errors import ConfigurationError, PermissionDeniedError, ResponseError
-from ansible_collections.defender.tvm.tests.unit.conftest import FakeSession, FakeTokens, make_response, make_settings
+from ansible_collections.defender.tvm.tests.unit.helpers import FakeSession, FakeTokens, make_response, make_settings
 
 
 @pytest.mark.parametrize('value,encoded', [

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
 from ansible_collections.defender.tvm.plugins.module_utils._errors import NotFoundError, ResponseError
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, normalize_kb, query_missing_kbs
-from ansible_collections.defender.tvm.tests.unit.conftest import make_settings
+from ansible_collections.defender.tvm.tests.unit.helpers import make_settings
 
 DEVICE_A = 'a' * 40
 DEVICE_B = 'b' * 40

@@ -22,7 +22,7 @@ from ansible_collections.defender.tvm.plugins.module_utils._options import (
     Settings,
     argument_spec,
 )
-from ansible_collections.defender.tvm.tests.unit.conftest import CLIENT, TENANT, make_settings
+from ansible_collections.defender.tvm.tests.unit.helpers import CLIENT, TENANT, make_settings
 
 DOC = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
 PLUGIN_DOC = yaml.safe_load(ModuleDocFragment.PLUGINS)['options']

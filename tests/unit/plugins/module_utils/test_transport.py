@@ -18,7 +18,7 @@ from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     TransportError,
 )
 from ansible_collections.defender.tvm.plugins.module_utils._transport import Transport, VerifyingSession
-from ansible_collections.defender.tvm.tests.unit.conftest import FakeSession, FakeTokens, make_response, make_settings
+from ansible_collections.defender.tvm.tests.unit.helpers import FakeSession, FakeTokens, make_response, make_settings
 
 URL = 'https://api.security.microsoft.com/api/Software/microsoft-_-edge/getmissingkbs'
 OK = make_response(200, {'value': []})
