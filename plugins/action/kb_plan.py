@@ -26,7 +26,8 @@ display = Display()
 DEVICE_NAME_VARIABLE = 'kb_patching_device_name'
 
 PLAN_OPTIONS = dict(
-    strategy=dict(type='str', choices=['software', 'device'], default='software'),
+    strategy=dict(type='str', choices=['software', 'device', 'export'], default='software'),
+    export_source=dict(type='str', choices=['json', 'files'], default='json'),
     software_ids=dict(type='list', elements='str', default=[]),
     discover=dict(type='bool', default=False),
     discover_vendor=dict(type='str'),
@@ -59,7 +60,7 @@ class ActionModule(ActionBase):
         discover = dict(vendor=args['discover_vendor'], name=args['discover_name']) if args['discover'] else None
         query = dict(strategy=args['strategy'], hosts=hosts, software_ids=None if discover else args['software_ids'],
                      discover=discover, min_cve_addressed=args['min_cve_addressed'],
-                     include_kbs=args['include_kbs'], exclude_kbs=args['exclude_kbs'])
+                     include_kbs=args['include_kbs'], exclude_kbs=args['exclude_kbs'], export_source=args['export_source'])
         key = kb_patching.plan_key(**query)
         previous = args['previous']
         if previous and previous.get('key') == key:

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import threading
 
 from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
@@ -24,6 +25,11 @@ from ansible_collections.defender.tvm.plugins.module_utils._transport import Tra
 from concurrent.futures import ThreadPoolExecutor
 
 USER_AGENT = 'defender.tvm/%s ansible-core/%s' % (COLLECTION_VERSION, ANSIBLE_VERSION)
+
+
+def utc_now():
+    """Now, in UTC, as the reports and the API write it (``2024-02-20T06:00:00Z``)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 def path_segment(value, name='ID'):
@@ -95,8 +101,10 @@ class DefenderClient:
             url += '?' + urlencode(sorted(query.items()), quote_via=quote, safe="$,'()")
         return url
 
-    def get(self, url, what, permission, resource_id=None):
-        return self.transport.get_json(url, what, permission, resource_id)
+    def get(self, url, what, permission, resource_id=None, budget=None):
+        """The JSON body at ``url``. ``budget`` names an endpoint's own call limits (``BUDGETS`` of
+        the transport), kept on top of requests_per_minute."""
+        return self.transport.get_json(url, what, permission, resource_id, budget)
 
     def known(self, call, *args, **kwargs):
         """``call(*args, **kwargs)`` (``get`` or ``get_collection`` with a ``resource_id``), or None
@@ -124,13 +132,17 @@ class DefenderClient:
 
     def get_collection(self, url, what, permission, resource_id=None):
         """All items of an OData collection, following ``@odata.nextLink`` to the end."""
-        items = []
+        return [item for page in self.pages(url, what, permission, resource_id) for item in page]
+
+    def pages(self, url, what, permission, resource_id=None, budget=None):
+        """The pages (``value`` lists) of an OData collection, one at a time, following
+        ``@odata.nextLink`` to the end: a reader that streams never holds them all."""
         seen = set()
         while url:
-            body = self.get(url, what, permission, resource_id)
+            body = self.get(url, what, permission, resource_id, budget)
             if not isinstance(body, dict) or not isinstance(body.get('value'), list):
                 raise ResponseError("%s returned no OData collection ('value' list)" % what)
-            items.extend(body['value'])
+            yield body['value']
             url = body.get('@odata.nextLink')
             if url:
                 if self._split_origin(url) != self._origin:
@@ -140,7 +152,11 @@ class DefenderClient:
                 if url in seen:
                     raise ResponseError("%s returned the same @odata.nextLink twice; stopping" % what)
                 seen.add(url)
-        return items
+
+    def open_file(self, url, what):
+        """A streaming response for a file that a SAS URL names (the export's blob files): never with
+        the bearer token - the SAS is the credential, and the host is not the API's."""
+        return self.transport.open_file(url, what)
 
     def get_pages(self, segments, what, permission, page_size, **params):
         """Every item of a listing that pages with ``$top``/``$skip`` until a short page.

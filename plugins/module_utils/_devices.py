@@ -40,5 +40,6 @@ def only_device(name, candidates):
     """The one candidate device for ``name``, None for none; several are an error naming them."""
     if len(candidates) > 1:
         raise ResponseError("The short name %s matches several devices (%s); give the FQDN"
-                            % (name, ', '.join(sorted(d.get('computerDnsName') or d.get('id') for d in candidates))))
+                            % (name, ', '.join(sorted(d.get('computerDnsName') or d.get('computer_dns_name')
+                                                      or d.get('device_name') or d.get('id') for d in candidates))))
     return candidates[0] if candidates else None

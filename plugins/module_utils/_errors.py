@@ -49,6 +49,14 @@ class ResponseError(DefenderError):
     """The API answered something we cannot use."""
 
 
+class DownloadBrokenError(TransportError):
+    """A file download stopped before its end (connection lost, reset or timed out): read it again."""
+
+
+class SasExpiredError(DefenderError):
+    """A file of the vulnerability export refused its SAS link (HTTP 403): ask for fresh links."""
+
+
 # What to do about the AADSTS codes a client-credentials caller meets most.
 # Codes from https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
 AADSTS_HINTS = {

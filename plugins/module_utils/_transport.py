@@ -19,7 +19,9 @@ from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    DownloadBrokenError,
     ResponseError,
+    SasExpiredError,
     TransportError,
     api_error_fields,
     describe_api_error,
@@ -29,7 +31,7 @@ from ansible_collections.defender.tvm.plugins.module_utils._pacing import RatePa
 try:
     import requests
     from requests.adapters import HTTPAdapter
-    from urllib3.exceptions import MaxRetryError
+    from urllib3.exceptions import HTTPError as Urllib3Error, MaxRetryError
     from urllib3.util.retry import Retry
 except ImportError:
     requests = None
@@ -39,6 +41,12 @@ else:
     REQUESTS_IMPORT_ERROR = None
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Endpoints with call limits of their own (get-assessment-software-vulnerabilities.md): kept on top
+# of requests_per_minute, each as (calls, seconds) sliding windows.
+BUDGETS = {
+    'vulnerability-export-json': ((30, 60.0), (1000, 3600.0)),
+    'vulnerability-export-files': ((5, 60.0), (20, 3600.0)),
+}
 BACKOFF_FACTOR = 0.5   # urllib3 Retry: 0, 1, 2, 4, 8 ... seconds between attempts
 BACKOFF_MAX = 30.0     # cap for one backoff; Retry-After is honoured as sent
 MIN_THROTTLE_DELAY = 1.0  # a 429 without Retry-After
@@ -133,6 +141,9 @@ class Transport:
         self.session = session
         self.tokens = tokens
         self.pacer = RatePacer(settings.requests_per_minute, clock=clock)
+        # An endpoint's own limits apply only when the collection paces at all (requests_per_minute > 0).
+        self.budgets = dict((name, [RatePacer(calls, window, clock=clock) for calls, window in limits])
+                            for name, limits in BUDGETS.items()) if settings.requests_per_minute else {}
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
@@ -159,13 +170,16 @@ class Transport:
         except requests.exceptions.RequestException as exc:
             raise network_error(exc, self.settings.authority_url)
 
-    def get_json(self, url, what, permission, resource_id=None):
-        """GET ``url`` and return its JSON body; ``what`` names the call in messages."""
+    def get_json(self, url, what, permission, resource_id=None, budget=None):
+        """GET ``url`` and return its JSON body; ``what`` names the call in messages, ``budget`` the
+        endpoint's own limits (BUDGETS)."""
         retry = _make_retry(self.settings.max_retries)
         generation, token = self._token()
         refreshed = False
+        pacers = self.budgets.get(budget, []) + [self.pacer]
         while True:
-            self.pacer.acquire()
+            for pacer in pacers:
+                pacer.acquire()
             try:
                 self._bump('api_requests')
                 response = self.session.get(url, headers={'Authorization': 'Bearer ' + token,
@@ -177,7 +191,8 @@ class Transport:
                 self._backoff(retry, None)
                 continue
             finally:
-                self.pacer.release()
+                for pacer in pacers:
+                    pacer.release()
 
             status = response.status_code
             if status == 401 and not refreshed:
@@ -197,6 +212,34 @@ class Transport:
                 # A truncated or garbled body is a transient fault as far as we can tell.
                 retry = self._count(retry, url, error=ResponseError("invalid JSON"), what=what, response=response)
                 self._backoff(retry, None)
+
+    def open_file(self, url, what):
+        """A streaming GET of a file that a SAS URL names, without the bearer token (the SAS is the
+        credential and the host is blob storage, not the API). Retries connection errors and
+        transient statuses as ``get_json`` does; 403 is a SAS that expired (SasExpiredError)."""
+        retry = _make_retry(self.settings.max_retries)
+        while True:
+            try:
+                response = self.session.get(url, stream=True)
+            except requests.exceptions.SSLError as exc:
+                raise network_error(exc, url)
+            except requests.exceptions.RequestException as exc:
+                retry = self._count(retry, url, error=exc)
+                self._backoff(retry, None)
+                continue
+            status = response.status_code
+            if retry.is_retry('GET', status, has_retry_after='Retry-After' in response.headers):
+                response.close()
+                retry = self._count(retry, url, response=response, what=what)
+                self._backoff(retry, response)
+                continue
+            if status == 403:
+                response.close()
+                raise SasExpiredError("%s was refused (HTTP 403): its SAS link has expired or is not valid" % what)
+            if status >= 400:
+                response.close()
+                raise ResponseError("%s failed with HTTP %s" % (what, status))
+            return _FileBody(response, what)
 
     def _count(self, retry, url, error=None, response=None, what=None):
         """Count an attempt against the retry budget; turn exhaustion into a clear error."""
@@ -260,3 +303,25 @@ class Transport:
         if status == 400 and code == 'ODataError':
             return ResponseError(describe_api_error(response, what) + ". Check the filter syntax.")
         return ResponseError(describe_api_error(response, what))
+
+
+class _FileBody:
+    """The body of a file download as a binary stream of its bytes as stored (a gzip file stays
+    compressed, whatever Content-Encoding says); a connection that breaks off mid-body raises
+    DownloadBrokenError, so that the reader can read that file again."""
+
+    def __init__(self, response, what):
+        self._response = response
+        self._what = what
+
+    def read(self, size=-1):
+        try:
+            return self._response.raw.read(None if size is None or size < 0 else size, decode_content=False)
+        except (requests.exceptions.RequestException, Urllib3Error, OSError) as exc:
+            raise DownloadBrokenError("%s broke off before its end (%s)" % (self._what, _reason(exc)))
+
+    def readable(self):
+        return True
+
+    def close(self):
+        self._response.close()

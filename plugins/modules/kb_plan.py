@@ -29,19 +29,33 @@ description:
     software) is in Defender with nothing to patch.
   - With O(strategy=device), each host's own missing KBs, one call per host (two when the host is
     named by its computer name rather than its device ID).
+  - With O(strategy=export), each host's own missing KBs, as exact as V(device), from one read of
+    Defender's vulnerability export of the whole tenant (as M(defender.tvm.device_missing_kbs_info)
+    reads it) - no call per host, and no name lookup; calls grow with the tenant's findings, not
+    with the hosts. The plan says how old the data is (RV(plan.data_time)).
   - The plan carries a RV(plan.key) of its inputs. Given the previous plan as O(previous), a task
     with the same inputs returns it without asking Defender (serial batches of one play); other
     software, filters, strategy or hosts ask again.
   - Requires the application permission C(Software.Read.All) of the C(WindowsDefenderATP) API;
-    the V(device) strategy with computer names also needs C(Machine.Read.All).
+    the V(device) strategy with computer names also needs C(Machine.Read.All), and the V(export)
+    strategy needs C(Vulnerability.Read.All) instead.
 author:
   - defender.tvm maintainers (@defender-tvm)
 options:
   strategy:
-    description: V(software) (calls per software) or V(device) (calls per host, exact per host).
+    description:
+      - V(software) (calls per software), V(device) (calls per host, exact per host) or V(export)
+        (exact per host, from the tenant's vulnerability export, calls independent of the hosts).
     type: str
-    choices: [software, device]
+    choices: [software, device, export]
     default: software
+  export_source:
+    description:
+      - With O(strategy=export), read the export's V(json) pages or its V(files) (recommended above
+        about 100,000 devices).
+    type: str
+    choices: [json, files]
+    default: json
   software_ids:
     description:
       - With O(strategy=software), the Defender software IDs, such as V(microsoft-_-windows_11).
@@ -153,6 +167,16 @@ plan:
       description: The strategy that made it.
       type: str
       sample: software
+    source:
+      description: Where the data came from - V(device), V(software), V(export (json\)) or V(export (files\)).
+      type: str
+      sample: export (files)
+    data_time:
+      description:
+        - How old the data is - the export's generation time where the files route gives it, else
+          when Defender was asked (UTC).
+      type: str
+      sample: "2024-02-20T06:00:00Z"
     key:
       description: A digest of the plan's inputs (strategy, software, filters, hosts and their device names).
       type: str

@@ -18,7 +18,9 @@ import json
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_list
 
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, name_candidates
+from ansible_collections.defender.tvm.plugins.module_utils._client import utc_now
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._export import read_export
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_number, kb_rank, query_missing_kbs
 from ansible_collections.defender.tvm.plugins.module_utils._software import query_software, windows_devices
 
@@ -33,6 +35,9 @@ STRATEGY_NOTES = {
         "every KB missing for software it has somewhere in the fleet. Right for patch targeting (Windows Update "
         "decides what applies), but it over-reports per host; use the device strategy for an exact per-host gate."),
     'device': "Device strategy: each host's own missing KBs, as Defender reports them for that device.",
+    'export': ("Export strategy: each host's own missing KBs, from Defender's vulnerability export of the whole "
+               "tenant, read once. As exact per host as the device strategy; the export is refreshed about every "
+               "six hours."),
 }
 
 
@@ -115,8 +120,13 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
     In the ``software`` strategy, ``devices`` are more devices Defender knows (machine references
     of the Windows software): a host that is one of them but that no queried software names has
     none of that software, so it is in Defender with nothing to patch, not ``not_in_defender``.
+
+    In the ``export`` strategy, ``missing`` is a ``read_export`` result: each host gets its own
+    device's KBs; a short name that matches two devices is an error naming both.
     """
     keep = _kb_filter(min_cve_addressed, include_kbs, exclude_kbs)
+    if strategy == 'export':
+        return _export_plan(hosts, missing, keep)
     catalog = {}
     for kb in missing.get('missing_kbs', []):
         if keep(kb):
@@ -148,13 +158,14 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
                                    or (None if DEVICE_ID_RE.match(result['requested']) else result['requested']))
             plan_hosts[host] = _plan_host(result and result['machine_id'], dns_name, names, catalog, [])
     else:
-        raise ValueError("strategy must be software or device, got %r" % (strategy,))
+        raise ValueError("strategy must be software, device or export, got %r" % (strategy,))
     wanted = set(n for h in plan_hosts.values() for n in h['kbs'])
     return {'strategy': strategy, 'hosts': plan_hosts,
             'kbs': dict((n, kb) for n, kb in catalog.items() if n in wanted)}
 
 
-def plan_key(strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None):
+def plan_key(strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None,
+             export_source='json'):
     """What a plan depends on, as one string: a plan with the same key answers the same question.
 
     Serial batches of one play reuse the plan; a second role run with other software, another
@@ -163,12 +174,13 @@ def plan_key(strategy, hosts, software_ids=None, discover=None, min_cve_addresse
     inputs = {'strategy': strategy, 'hosts': sorted(hosts.items()), 'software_ids': list(software_ids or []),
               'discover': discover, 'min_cve_addressed': min_cve_addressed or 0,
               'include_kbs': sorted(kb_name(k) for k in _kb_list('include_kbs', include_kbs)),
-              'exclude_kbs': sorted(kb_name(k) for k in _kb_list('exclude_kbs', exclude_kbs))}
+              'exclude_kbs': sorted(kb_name(k) for k in _kb_list('exclude_kbs', exclude_kbs)),
+              'export_source': export_source if strategy == 'export' else None}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode('utf-8')).hexdigest()
 
 
 def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None,
-                 exclude_kbs=None):
+                 exclude_kbs=None, export_source='json'):
     """Ask Defender what ``build_plan`` needs, on one client (one token), and build the plan.
 
     ``discover`` (a dict with ``vendor`` and ``name``, both optional) takes every software with
@@ -176,13 +188,26 @@ def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_
     strategy, the hosts that no machine reference names are looked up among the Windows devices.
     """
     empty = {'missing_kbs': [], 'results': []}
+    started = utc_now()
+    if strategy == 'export':
+        names = sorted(set(hosts.values()))
+        export = read_export(client, export_source, devices=names) if names else dict(empty, devices=[])
+        plan = build_plan(strategy, hosts, export, min_cve_addressed=min_cve_addressed, include_kbs=include_kbs,
+                          exclude_kbs=exclude_kbs)
+        # how old the data is: the export's own time where the route gives it, else when it was read
+        # (Defender refreshes the export about every six hours, so the data may be that much older)
+        generated = export.get('generated_time')
+        plan.update(source='export (%s)' % export_source, data_time=generated or export.get('read_started'),
+                    data_time_basis='generated' if generated else 'asked')
+        return plan
     if strategy == 'device':
         names = sorted(set(hosts.values()))
         missing = query_missing_kbs(client, machine_ids=names, ignore_unknown=True) if names else empty
-        return build_plan(strategy, hosts, missing, min_cve_addressed=min_cve_addressed, include_kbs=include_kbs,
-                          exclude_kbs=exclude_kbs)
+        return dict(build_plan(strategy, hosts, missing, min_cve_addressed=min_cve_addressed, include_kbs=include_kbs,
+                               exclude_kbs=exclude_kbs), source=strategy, data_time=started,
+                    data_time_basis='asked')
     if strategy != 'software':
-        raise ValueError("strategy must be software or device, got %r" % (strategy,))
+        raise ValueError("strategy must be software, device or export, got %r" % (strategy,))
     if discover is not None:
         listed = query_software(client, vendor=discover.get('vendor'), name=discover.get('name'))
         software_ids = [entry['id'] for entry in listed['software'] if entry['weaknesses'] > 0]
@@ -193,7 +218,37 @@ def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_
     # a host that no machine reference names has none of the software, or is unknown to Defender
     first = build_plan(strategy, hosts, empty, software)
     devices = windows_devices(client) if any(not h['in_defender'] for h in first['hosts'].values()) else []
-    return build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs, devices)
+    return dict(build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs, devices),
+                source=strategy, data_time=started, data_time_basis='asked')
+
+
+def _export_plan(hosts, export, keep):
+    """The plan from the export: each host its own device's KBs that pass the filters (``keep``
+    judges each KB by this device's own count of the findings it fixes)."""
+    devices = export.get('devices', [])
+    by_id = dict((d['device_id'].lower(), d) for d in devices)
+    by_name = dict((d['device_name'].lower(), d) for d in devices if d.get('device_name'))
+    catalog, plan_hosts = {}, {}
+    for host, device_name in sorted(hosts.items()):
+        if DEVICE_ID_RE.match(device_name):
+            device = by_id.get(device_name.lower())
+        else:
+            device = only_device(device_name, name_candidates(device_name, by_name))
+        names = set()
+        for kb in device['missing_kbs'] if device else []:
+            if keep(kb):
+                name = kb_name(kb['id'])
+                names.add(name)
+                entry = catalog.setdefault(name, {'id': kb['id'], 'name': kb['name'], 'cve_addressed': 0,
+                                                  'machine_missed_on': 0, 'url': kb['url'], 'software_ids': [],
+                                                  'software': []})
+                entry['cve_addressed'] = max(entry['cve_addressed'], kb['cve_addressed'])
+                entry['machine_missed_on'] += 1
+                entry['software'] = sorted(set(entry['software']) | set(kb['software']))
+        plan_hosts[host] = (device, names)
+    for host, (device, names) in plan_hosts.items():
+        plan_hosts[host] = _plan_host(device and device['device_id'], device and device['device_name'], names, catalog, [])
+    return {'strategy': 'export', 'hosts': plan_hosts, 'kbs': catalog}
 
 
 def _plan_host(device_id, dns_name, names, catalog, software_ids):
@@ -326,6 +381,8 @@ def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=Non
         'outcomes': dict((o, sum(1 for h in hosts.values() for v in h['kbs'].values() if v == o)) for o in OUTCOMES),
     }
     return {'mode': mode, 'strategy': plan['strategy'], 'generated': generated,
+            'source': plan.get('source', plan['strategy']), 'data_time': plan.get('data_time'),
+            'data_time_basis': plan.get('data_time_basis') if plan.get('data_time') else None,
             'strategy_note': STRATEGY_NOTES[plan['strategy']],
             'filters': dict(filters or {'min_cve_addressed': 0, 'include_kbs': [], 'exclude_kbs': []}),
             'summary': summary, 'hosts': hosts, 'kbs': kbs}

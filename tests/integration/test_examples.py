@@ -58,6 +58,10 @@ def substitutions(emulator):
             '/etc/defender/app.pfx': cert['pfx_path'],
             'https://eu.api.security.microsoft.com': emulator.url,
         },
+        ('module', 'device_missing_kbs_info'): {
+            # the play's host stands for an emulator device: its inventory name is not the device's
+            '{{ ansible_play_hosts_all }}': '{{ [kb_patching_device_name] }}',
+        },
         ('lookup', 'missing_kbs'): {
             # "Explicit options": the PEM (key and certificate) of the emulator's certificate app.
             # cloud='gcc_high' stays: MDE_API_URL and MDE_AUTHORITY_URL of the environment point it at
@@ -77,6 +81,9 @@ def variables(emulator):
             'mde_client_id': secret['client_id'],
             'mde_client_secret': secret['client_secret'],
             'vault_pfx_password': cert['password'],  # the PFX's password
+        },
+        ('module', 'device_missing_kbs_info'): {
+            'last_run_time': LAST_RUN_TIME,  # a time inside the emulator's 14 days of changes
         },
         ('lookup', 'missing_kbs'): {
             # explicit options with a certificate: the emulator's certificate app
@@ -240,6 +247,7 @@ class CallbackModule(CallbackBase):
 
 
 WINDOWS_HOST = 'win01'
+LAST_RUN_TIME = '2024-02-17T00:00:00Z'
 
 
 def windows_device(emulator):
@@ -398,7 +406,33 @@ def kb_plan_checks(run, emulator):
     assert emulator.stats()['token_requests'] == 1
 
 
+def device_missing_kbs_info_checks(run, emulator):
+    device = windows_device(emulator)
+    truth = emulator.export_truth()
+
+    def kbs(entry):
+        return dict((k['id'], k['cve_addressed']) for k in entry['missing_kbs'])
+
+    hosts = run.result("The missing KBs of this play's hosts, from the vulnerability export")
+    assert [d['device_id'] for d in hosts['devices']] == [device['id']] and hosts['not_found'] == []
+    assert kbs(hosts['devices'][0]) == truth[device['id']]
+    assert [k['id'] for k in hosts['missing_kbs']][:1] == [hosts['devices'][0]['missing_kbs'][0]['id']]
+    shown = run.result('How many of them miss KBs, and the most urgent KB')['msg']
+    assert shown.startswith('1 devices miss KBs; the most urgent is %s' % hosts['missing_kbs'][0]['kb']), shown
+
+    fleet = run.result('For a large tenant, read the export\'s files instead')
+    assert dict((d['device_id'], kbs(d)) for d in fleet['devices'] if d['missing_kbs']) == truth
+    assert fleet['generated_time'] == emulator.export_summary()['generated_time']
+
+    changes = run.result('What became missing and what was fixed since the last run')
+    expected = emulator.delta_truth(LAST_RUN_TIME)
+    assert changes['since'] == LAST_RUN_TIME and changes['changes']
+    assert dict((c['device_id'], sorted(k['id'] for k in c['new_kbs'])) for c in changes['changes']) == dict(
+        (mid, sorted(t['new'])) for mid, t in expected.items() if t['new'] or t['fixed'])
+
+
 CHECKS = {
+    ('module', 'device_missing_kbs_info'): device_missing_kbs_info_checks,
     ('module', 'kb_plan'): kb_plan_checks,
     ('module', 'missing_kbs_info'): missing_kbs_info_checks,
     ('lookup', 'missing_kbs'): missing_kbs_lookup_checks,

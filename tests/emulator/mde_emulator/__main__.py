@@ -13,7 +13,8 @@ import threading
 from .emulator import Emulator
 from .faults import DEFAULT_FAULTS
 
-CONSTRUCTOR_KEYS = ("seed", "host", "port", "extra_software", "extra_machines", "verbose")
+CONSTRUCTOR_KEYS = ("seed", "host", "port", "extra_software", "extra_machines", "fleet", "findings_per_device",
+                    "export_parts", "files_host", "verbose")
 
 
 def _json_arg(text):
@@ -38,10 +39,18 @@ def build_parser():
     parser.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="listen port (default 0: any free port)")
     parser.add_argument("--config", help="JSON file with fault keys and/or seed, host, port, extra_software, "
-                                         "extra_machines; flags override it")
+                                         "extra_machines, fleet, findings_per_device, export_parts, files_host, "
+                                         "prepare_export; flags override it")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--extra-software", type=int, default=None)
     parser.add_argument("--extra-machines", type=int, default=None)
+    parser.add_argument("--fleet", type=int, default=None, help="generated devices (fleet.py)")
+    parser.add_argument("--findings-per-device", type=int, default=None,
+                        help="export records per device (default: as drawn, about 11)")
+    parser.add_argument("--export-parts", type=int, default=None, help="part files of the files export (default 3)")
+    parser.add_argument("--files-host", default=None, help="host name of the export's file host")
+    parser.add_argument("--prepare-export", action="store_true", default=None,
+                        help="generate the vulnerability export before printing the ready line")
     parser.add_argument("--verbose", action="store_true", default=None, help="log requests to stderr")
     faults = parser.add_argument_group("faults (see README.md)")
     for key, default in DEFAULT_FAULTS.items():
@@ -66,8 +75,9 @@ def main(argv=None):
         with open(args.config, encoding="utf-8") as handle:
             settings.update(json.load(handle))
     for key, value in vars(args).items():
-        if value is not None and key not in ("state_dir", "config"):
+        if value is not None and key not in ("state_dir", "config", "prepare_export"):
             settings[key] = value
+    prepare = settings.pop("prepare_export", False) or args.prepare_export
     try:
         emulator = Emulator(args.state_dir, **settings)
     except (TypeError, ValueError) as exc:
@@ -77,6 +87,8 @@ def main(argv=None):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     emulator.start()
+    if prepare:
+        emulator.prepare_export()
     sys.stdout.write(f"{json.dumps(emulator.info)}\n")
     sys.stdout.flush()
     try:

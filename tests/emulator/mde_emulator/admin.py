@@ -19,6 +19,16 @@ def _revoke(emulator, _payload):
     return {"revoked": True}
 
 
+def _export_truth(emulator, payload):
+    return emulator.export_truth(payload.get("device_ids"))
+
+
+def _delta_truth(emulator, payload):
+    if "since" not in payload:
+        raise ValueError('delta-truth needs {"since": "<ISO 8601>", "device_ids"?: [...]}')
+    return emulator.delta_truth(payload["since"], payload.get("device_ids"))
+
+
 ADMIN_ROUTES = {
     ("GET", "/_emulator/stats"): lambda emulator, _payload: emulator.stats(),
     ("GET", "/_emulator/config"): lambda emulator, _payload: emulator.faults(),
@@ -30,6 +40,10 @@ ADMIN_ROUTES = {
         "token": emulator.mint_federated_token(**payload)},
     ("GET", "/_emulator/data"): lambda emulator, _payload: emulator.data,
     ("GET", "/_emulator/info"): lambda emulator, _payload: emulator.info,
+    ("GET", "/_emulator/export"): lambda emulator, _payload: emulator.export_summary(),
+    ("POST", "/_emulator/export"): lambda emulator, _payload: emulator.prepare_export(),
+    ("POST", "/_emulator/export-truth"): _export_truth,
+    ("POST", "/_emulator/delta-truth"): _delta_truth,
 }
 
 

@@ -23,6 +23,7 @@ ACCEPTED_AUDIENCES = tuple(s[:-len("/.default")] for s in ACCEPTED_SCOPES)
 ROLE_SOFTWARE = "Software.Read.All"
 ROLE_MACHINE = "Machine.Read.All"
 ROLE_MACHINE_RW = "Machine.ReadWrite.All"
+ROLE_VULNERABILITY = "Vulnerability.Read.All"
 
 SECRET_CLIENT_ID = "0b6e4c1a-5f2d-4e8b-9a73-1c2d3e4f5a60"
 SECRET_CLIENT_SECRET = "emU8Q~tvmSecret.Software-Machine_Read0001"
@@ -64,17 +65,17 @@ APPS = {
         "client_id": SECRET_CLIENT_ID,
         "kind": "secret",
         "client_secret": SECRET_CLIENT_SECRET,
-        "roles": [ROLE_SOFTWARE, ROLE_MACHINE],
+        "roles": [ROLE_SOFTWARE, ROLE_MACHINE, ROLE_VULNERABILITY],
     },
     "cert": {
         "client_id": CERT_CLIENT_ID,
         "kind": "certificate",
-        "roles": [ROLE_SOFTWARE, ROLE_MACHINE],
+        "roles": [ROLE_SOFTWARE, ROLE_MACHINE, ROLE_VULNERABILITY],
     },
     "federated": {
         "client_id": FEDERATED_CLIENT_ID,
         "kind": "federated",
-        "roles": [ROLE_SOFTWARE, ROLE_MACHINE],
+        "roles": [ROLE_SOFTWARE, ROLE_MACHINE, ROLE_VULNERABILITY],
         "issuer": FEDERATED_ISSUER,
         "subject": FEDERATED_SUBJECT,
         "audience": FEDERATED_AUDIENCE,
@@ -102,4 +103,11 @@ API_ROUTES = (
     "machine_list",
     "machine",
     "machine_missing_kbs",
+    "software_vulnerabilities_by_machine",
+    "software_vulnerabilities_export",
+    "software_vulnerability_changes_by_machine",
 )
+# The routes with a rate limit of their own (see faults.py): JSON export routes, files route.
+EXPORT_JSON_ROUTES = ("software_vulnerabilities_by_machine", "software_vulnerability_changes_by_machine")
+EXPORT_FILES_ROUTE = "software_vulnerabilities_export"
+EXPORT_DIR = "export"  # in the state dir: the generated export (export.py)

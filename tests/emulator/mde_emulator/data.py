@@ -10,9 +10,12 @@ On top of that come the entities the collection's documentation names (``DOCUMEN
 Microsoft's own example software ``microsoft-_-edge`` with its documented getmissingkbs record,
 whose ``machineMissedOn`` (240) is fixed to Microsoft's sample instead of computed, and the
 example devices. They are the same for every seed and are added after every random draw, so the
-seeded data is the same with or without them.
+seeded data is the same with or without them. So do, after those, two Linux devices and their
+software (``LINUX_*``: no KBs, advisories in the vulnerability export), and the generated fleet
+(``fleet=N``, see ``fleet.py``), whose devices are drawn per index from their own RNG.
 """
 
+import collections.abc
 import copy
 import datetime
 import hashlib
@@ -103,7 +106,8 @@ MACHINE_CATALOG = [
     ("srv-app01", "WindowsServer2022", "Servers", None),
     ("srv-web01", "WindowsServer2022", "Servers", None),
 ]
-RBAC_GROUP_IDS = {"Workstations": 101, "Laptops": 102, "Servers": 201, "Domain Controllers": 202}
+RBAC_GROUP_IDS = {"Workstations": 101, "Laptops": 102, "Servers": 201, "Domain Controllers": 202,
+                  "Linux Servers": 203, "Unassigned": 0}
 DOMAIN = "contoso.local"
 THIRD_PARTY = ["notepad++", "git", "chrome", "firefox", "acrobat_reader_dc", "7-zip"]
 EXTRA_VENDORS = ["contoso", "fabrikam", "adatum", "northwind", "tailspin", "woodgrove", "litware", "proseware"]
@@ -141,6 +145,23 @@ DOCUMENTED_MACHINES = [
      ["windows_server_2022", "edge_chromium-based", ".net_framework"], []),
 ]
 
+# -- Linux devices (fixed, the same for every seed; added after the documented entities) -----------
+# The vulnerability export's Linux findings carry advisories (RHSA-..., USN-...) where Windows ones
+# carry a KB; getmissingkbs answers [] for these devices and their software.
+# (vendor, name, weaknesses, publicExploit, impactScore)
+LINUX_SOFTWARE = [
+    ("red_hat", "kernel", 182, True, 0.41277341),
+    ("red_hat", "openssl", 12, False, 0.03318214),
+    ("ubuntu", "openssl", 9, False, 0.02106657),
+    ("ubuntu", "thunderbird-gnome-support_for_linux", 27, False, 0.01950462),
+]
+# (device id, computerDnsName (Linux sensors report the host name), distribution, software names)
+LINUX_MACHINES = [
+    ("a38e94d82cb61d22a844df64152b4447e791f297", "rhel-db01", "rhel", ["red_hat-_-kernel", "red_hat-_-openssl"]),
+    ("b7106cf3a4aa24b81eb4cd68129269b3a8c7f8d9", "ubuntu-dev01", "ubuntu",
+     ["ubuntu-_-openssl", "ubuntu-_-thunderbird-gnome-support_for_linux"]),
+]
+
 
 def software_id(vendor, name):
     """Defender software ids are ``{vendor}-_-{name}``."""
@@ -152,17 +173,88 @@ def _timestamp(moment):
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond * 10:07d}Z"
 
 
+class MachineTable(collections.abc.MutableMapping):
+    """id -> Machine entity: the dataset's own dicts, then the fleet's, drawn on demand."""
+
+    def __init__(self):
+        self._own = {}
+        self.fleet = None
+
+    def __getitem__(self, mid):
+        entity = self._own.get(mid)
+        if entity is not None:
+            return entity
+        index = self.fleet.index.get(mid) if self.fleet is not None else None
+        if index is None:
+            raise KeyError(mid)
+        return self.fleet.entity(index)
+
+    def __setitem__(self, mid, entity):
+        self._own[mid] = entity
+
+    def __delitem__(self, mid):
+        del self._own[mid]
+
+    def __contains__(self, mid):
+        return mid in self._own or (self.fleet is not None and mid in self.fleet.index)
+
+    def __iter__(self):
+        yield from self._own
+        if self.fleet is not None:
+            yield from self.fleet.ids
+
+    def __len__(self):
+        return len(self._own) + (len(self.fleet.ids) if self.fleet is not None else 0)
+
+    def own(self):
+        """The entities that are not the fleet's, in order."""
+        return list(self._own.values())
+
+
+class MachineSequence(collections.abc.Sequence):
+    """The machine list with the fleet's entities drawn only for the slice that is asked for."""
+
+    def __init__(self, table):
+        self._own = table.own()
+        self._fleet = table.fleet
+
+    def __len__(self):
+        return len(self._own) + (self._fleet.count if self._fleet is not None else 0)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return [self[i] for i in range(*key.indices(len(self)))]
+        if key < 0:
+            key += len(self)
+        if not 0 <= key < len(self):
+            raise IndexError(key)
+        if key < len(self._own):
+            return self._own[key]
+        return self._fleet.entity(key - len(self._own))
+
+
 class Dataset:  # pylint: disable=too-many-instance-attributes
     """Entities plus relation indexes. Built once per emulator; read-only afterwards."""
 
-    def __init__(self, seed=0, extra_software=0, extra_machines=0):
+    # Read by the fleet and the export (constants of this module, as attributes).
+    snapshot = SNAPSHOT
+    domain = DOMAIN
+    os_details = OS_DETAILS
+    os_software = OS_SOFTWARE
+    rbac_group_ids = RBAC_GROUP_IDS
+    timestamp = staticmethod(lambda moment: _timestamp(moment))  # pylint: disable=unnecessary-lambda
+
+    def __init__(self, seed=0, extra_software=0, extra_machines=0, fleet=0):
         self.seed = seed
+        self.config = {"seed": seed, "extra_software": extra_software, "extra_machines": extra_machines, "fleet": fleet}
         self._rng = random.Random(seed)
         self.software = {}          # id -> Software entity (API shape)
-        self.machines = {}          # id -> Machine entity (API shape)
+        self.machines = MachineTable()  # id -> Machine entity (API shape); the fleet's drawn on demand
         self.kbs = {}               # kb id -> {"id", "name", "productsNames", "url", "cveAddressed", platform}
         self.machine_software = {}  # machine id -> [software id]
         self.machine_missing = {}   # machine id -> [kb id]
+        self.linux_distribution = {}  # machine id -> "rhel" / "ubuntu"
+        self._applicable_cache = {}
         self._build_software()
         self._build_machines(extra_machines)
         self._build_kbs()
@@ -170,7 +262,11 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         self._compute_missing()
         self._aggregate()
         self._add_documented()  # after every random draw: the seeded data does not depend on it
-        self.by_dns_name = {m["computerDnsName"].lower(): mid for mid, m in self.machines.items()}
+        self._add_linux()       # the same
+        self.fleet = self._add_fleet(fleet) if fleet else None  # its own RNG per device
+        self.by_dns_name = {m["computerDnsName"].lower(): mid for m in self.machines.own() for mid in [m["id"]]}
+        if self.fleet is not None:
+            self.by_dns_name.update((name.lower(), mid) for name, mid in zip(self.fleet.names, self.fleet.ids))
 
     # -- construction -------------------------------------------------------------------------
 
@@ -378,6 +474,99 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
             entity = self.software[owned]
             entity["exposedMachines"] = len(self.software_machines[owned]) if entity["weaknesses"] else 0
 
+    def _add_linux(self):
+        """The fixed Linux devices and their software (``LINUX_*``); no random draw."""
+        for vendor, name, weaknesses, exploit, impact in LINUX_SOFTWARE:
+            sid = software_id(vendor, name)
+            self.software[sid] = {"id": sid, "name": name, "vendor": vendor, "weaknesses": weaknesses,
+                                  "publicExploit": exploit, "activeAlert": False, "exposedMachines": 0,
+                                  "impactScore": impact}
+            self.software_machines[sid] = []
+            self.software_missing[sid] = []
+        for index, (mid, host, distribution, sids) in enumerate(LINUX_MACHINES):
+            last_seen = SNAPSHOT - datetime.timedelta(hours=1, minutes=7 * index)
+            ip = f"10.60.0.{10 + index}"
+            self.machines[mid] = {
+                "id": mid, "computerDnsName": host, "firstSeen": _timestamp(last_seen - datetime.timedelta(days=300)),
+                "lastSeen": _timestamp(last_seen), "osPlatform": "Linux", "version": "9.4" if distribution == "rhel"
+                else "22.04", "osProcessor": "x64", "osBuild": None, "osArchitecture": "64-bit", "lastIpAddress": ip,
+                "lastExternalIpAddress": f"198.51.100.{60 + index}", "healthStatus": "Active",
+                "onboardingStatus": "Onboarded", "deviceValue": "Normal", "rbacGroupName": "Linux Servers",
+                "rbacGroupId": RBAC_GROUP_IDS["Linux Servers"], "riskScore": "Medium", "exposureLevel": "Medium",
+                "isAadJoined": False, "aadDeviceId": None, "machineTags": ["Linux"],
+                "ipAddresses": [{"ipAddress": ip, "macAddress": mid[-12:].upper(), "type": "Ethernet",
+                                 "operationalStatus": "Up"}],
+            }
+            self._patch_state[mid] = "linux"
+            self.linux_distribution[mid] = distribution
+            self.machine_software[mid] = list(sids)
+            self.machine_missing[mid] = []
+            for sid in sids:
+                self.software_machines[sid].append(mid)
+        for vendor, name, *dummy in LINUX_SOFTWARE:
+            entity = self.software[software_id(vendor, name)]
+            entity["exposedMachines"] = len(self.software_machines[entity["id"]])
+
+    def _applicable_kbs(self, platform, names):
+        """The catalog KBs (not the synthetic or documented ones) that apply to a device."""
+        key = (platform, frozenset(names))
+        cached = self._applicable_cache.get(key)
+        if cached is None:
+            cached = self._applicable_cache[key] = [
+                kb for kb, info in self.kbs.items() if not info.get("extra") and not info.get("documented")
+                and info["platform"] in (None, platform) and key[1].intersection(info["productsNames"])]
+        return cached
+
+    def _add_fleet(self, count):
+        """``count`` generated devices (fleet.py), counted in every aggregate like the others."""
+        from .fleet import Fleet  # pylint: disable=import-outside-toplevel
+        fleet = Fleet(self, count)
+        by_name = {s["name"]: sid for sid, s in self.software.items()}
+        name_of = {sid: s["name"] for sid, s in self.software.items()}
+        counts = {}  # software id -> {kb: machines}
+        for index in range(count):
+            mid, sids, missing = fleet.draw(index, by_name, self._applicable_kbs)
+            self.machine_software[mid] = sids
+            self.machine_missing[mid] = missing
+            self._patch_state[mid] = "fleet"
+            if fleet.distributions.get(index):
+                self.linux_distribution[mid] = fleet.distributions[index]
+            for sid in sids:
+                self.software_machines[sid].append(mid)
+                if missing:
+                    name = name_of[sid]
+                    for kb in missing:
+                        if name in self.kbs[kb]["productsNames"]:
+                            per_kb = counts.setdefault(sid, {})
+                            per_kb[kb] = per_kb.get(kb, 0) + 1
+        for sid, per_kb in counts.items():
+            own = dict(self.software_missing[sid])
+            self.software_missing[sid] = [(kb, own.get(kb, 0) + per_kb.get(kb, 0)) for kb in self.kbs
+                                          if kb in own or kb in per_kb]
+        for sid, entity in self.software.items():
+            if entity["weaknesses"] and sid != DOCUMENTED_SOFTWARE["id"]:
+                entity["exposedMachines"] = len(self.software_machines[sid])
+        self.machines.fleet = fleet
+        return fleet
+
+    def fleet_index(self, mid):
+        """The fleet index of a device, or None for the dataset's own devices."""
+        return self.fleet.index.get(mid) if self.fleet is not None else None
+
+    def platform_of(self, mid):
+        """osPlatform without drawing a fleet device's entity."""
+        index = self.fleet_index(mid)
+        return self.machines[mid]["osPlatform"] if index is None else self.fleet.platforms[index]
+
+    def applicable_kbs(self, mid):
+        """The KBs that apply to a device (its platform and software): those it misses and those it installed."""
+        platform = self.platform_of(mid)
+        names = {self.software[sid]["name"] for sid in self.machine_software[mid]}
+        if self.fleet_index(mid) is not None:
+            return self._applicable_kbs(platform, names)
+        return [kb for kb, info in self.kbs.items()
+                if info["platform"] in (None, platform) and names.intersection(info["productsNames"])]
+
     # -- API views ------------------------------------------------------------------------------
 
     def kb_entity(self, kb, machine_missed_on):
@@ -397,6 +586,8 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
 
     def machine_reference(self, mid):
         """A MachineReference (machineReferences item)."""
+        if self.fleet is not None and mid in self.fleet.index:
+            return self.fleet.reference(self.fleet.index[mid])
         machine = self.machines[mid]
         return {key: machine[key] for key in ("id", "computerDnsName", "osPlatform", "rbacGroupName")}
 
@@ -405,8 +596,8 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         return list(self.software.values())
 
     def machine_list(self):
-        """All Machine entities in a stable order."""
-        return list(self.machines.values())
+        """All Machine entities in a stable order (a lazy sequence with a fleet)."""
+        return MachineSequence(self.machines) if self.fleet is not None else self.machines.own()
 
     def find_machine(self, key):
         """By 40-hex id (case-insensitive) or by computerDnsName (case-insensitive)."""

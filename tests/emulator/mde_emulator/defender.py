@@ -3,11 +3,15 @@
 import base64
 import binascii
 import collections
+import datetime
 import json
+import re
 import urllib.parse
 import uuid
 
 from . import constants as C
+from . import export as X
+from .findings import OLDEST_SINCE, RUNS, first_run_since
 from .odata import FilterError, compile_filter
 
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
@@ -36,7 +40,16 @@ ROUTE_ROLES = {
     "machine_list": (C.ROLE_MACHINE, C.ROLE_MACHINE_RW),
     "machine": (C.ROLE_MACHINE, C.ROLE_MACHINE_RW),
     "machine_missing_kbs": (C.ROLE_SOFTWARE,),
+    "software_vulnerabilities_by_machine": (C.ROLE_VULNERABILITY,),
+    "software_vulnerabilities_export": (C.ROLE_VULNERABILITY,),
+    "software_vulnerability_changes_by_machine": (C.ROLE_VULNERABILITY,),
 }
+# /api/machines/<name> routes of the vulnerability export (names case-insensitive).
+EXPORT_ROUTES = {"softwarevulnerabilitiesbymachine": "software_vulnerabilities_by_machine",
+                 "softwarevulnerabilitiesexport": "software_vulnerabilities_export",
+                 "softwarevulnerabilitychangesbymachine": "software_vulnerability_changes_by_machine"}
+SINCE_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,7}))?)?)?"
+                      r"(Z|[+-]\d\d:?\d\d)?$", re.IGNORECASE)
 
 
 # What a route handler sees of the request: decoded ids, raw query, raw path, base URL.
@@ -76,6 +89,8 @@ def route(path):
         rest = rest[:-1]  # tolerate one trailing slash
     rest = [urllib.parse.unquote(s) for s in rest]
     words = [s.lower() for s in rest]
+    if len(words) == 2 and words[0] == "machines" and words[1] in EXPORT_ROUTES:
+        return EXPORT_ROUTES[words[1]], []
     table = {
         ("software", 1): "software_list", ("software", 2): "software",
         ("machines", 1): "machine_list", ("machines", 2): "machine",
@@ -127,6 +142,7 @@ class Defender:
         self.data = dataset
         self.entra = entra
         self.traffic = traffic
+        self.export = None  # set by the Emulator: store, sas, now(), files_base
 
     def fault_response(self, plan):
         """(status, body bytes or object, headers) for an injected fault."""
@@ -150,6 +166,10 @@ class Defender:
             status, body, headers = self.serve(method, route_name, request, auth)
         if isinstance(body, str):  # e.g. an HTML error page injected with fail_next
             return status, body.encode("utf-8"), headers, "text/plain; charset=utf-8"
+        if isinstance(body, X.Stream):  # an export page, streamed from the export's files
+            if self.traffic.take_malformed():
+                body.truncate(max(1, body.length // 2))
+            return status, body, headers, JSON_TYPE
         data = json.dumps(body).encode("utf-8")
         if status == 200 and self.traffic.take_malformed():
             data = data[:max(1, len(data) // 2)]  # valid HTTP framing, invalid JSON
@@ -184,12 +204,12 @@ class Defender:
             options.setdefault(key, value)
         return options
 
-    def _page(self, route_name, items, context, request):
+    def _page(self, route_name, items, context, request, default_page_size=0):  # pylint: disable=too-many-arguments
         """Wrap a collection, splitting it into pages with @odata.nextLink when page_size is set."""
         query, base = request.query, request.base
         options = self._options(query)
         offset = _decode_token(route_name, options["$skiptoken"]) if "$skiptoken" in options else 0
-        page_size = self.traffic.get("page_size")
+        page_size = self.traffic.get("page_size") or default_page_size
         body = {"@odata.context": f"{base}/api/$metadata#{context}"}
         if page_size and offset + page_size < len(items):
             kept = [part for part in query.split("&") if part and not part.startswith("$skiptoken=")
@@ -248,7 +268,8 @@ class Defender:
 
     def _machine_list(self, request):
         items = self._odata_list(self.data.machine_list(), MACHINE_FILTER_FIELDS, "Machine", request.query)
-        return self._page("machine_list", items, "Machines", request)
+        # "Maximum page size is 10,000": a fleet larger than that comes in pages even without page_size.
+        return self._page("machine_list", items, "Machines", request, MAX_TOP if len(items) > MAX_TOP else 0)
 
     def _machine(self, request):
         return dict({"@odata.context": f"{request.base}/api/$metadata#Machines/$entity"},
@@ -257,3 +278,102 @@ class Defender:
     def _machine_missing_kbs(self, request):
         items = self.data.machine_kbs(self._machine_id(request.ids, by_name=False))
         return self._page("machine_missing_kbs", items, KB_CONTEXT, request)
+
+    # -- the vulnerability export ---------------------------------------------------------------
+
+    @staticmethod
+    def _loose_options(query):
+        """Query options with case-insensitive names (Microsoft's own nextLink says pagesize, sincetime)."""
+        options = {}
+        for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            options.setdefault(key.lower(), value)
+        return options
+
+    @staticmethod
+    def _page_size(options):
+        text = options.get("pagesize")
+        if text is None:
+            return X.DEFAULT_PAGE_SIZE
+        try:
+            number = int(text)
+        except ValueError:
+            number = -1
+        if not 1 <= number <= X.MAX_PAGE_SIZE or str(number) != text.strip().lstrip("+"):
+            raise ApiError(400, "ODataError", f"Invalid value '{text}' for pageSize query option found. The pageSize "
+                           f"query option requires an integer value between 1 and {X.MAX_PAGE_SIZE}.")
+        return number
+
+    def _export_page(self, route_name, kind, lines, first, request, extra_query=""):  # pylint: disable=too-many-arguments
+        """One page of an export route from record ``first`` on (skiptoken, pageSize, $top)."""
+        options = self._loose_options(request.query)
+        page_size = self._page_size(options)
+        context = f"{request.base}/api/$metadata#{X.ASSET_CONTEXT if kind == 'VaExport' else X.DELTA_CONTEXT}"
+        if "$top" in options:  # documented: no @odata.nextLink, so it does not pull all the data
+            top = _int_option("$top", options["$top"], X.MAX_PAGE_SIZE)
+            count = max(0, min(top, lines.total - first))
+            self.traffic.records_served(route_name, count)
+            return X.ExportStore.page(lines, first, count, context, None)
+        start = first
+        if "$skiptoken" in options:
+            start = X.decode_skiptoken(kind, options["$skiptoken"], lines)
+            if start is None or start < first:
+                raise ApiError(400, "ODataError", f"The skip token value '{options['$skiptoken']}' is invalid.")
+        end = min(lines.total, start + page_size)
+        link = None
+        if end < lines.total:
+            link_base = self.traffic.get("nextlink_base") or request.base
+            link = (f"{link_base}{request.path}?{extra_query}pagesize={page_size}"
+                    f"&$skiptoken={X.position_token(kind, lines, end)}")
+        self.traffic.records_served(route_name, end - start)
+        return X.ExportStore.page(lines, start, end - start, context, link)
+
+    def _software_vulnerabilities_by_machine(self, request):
+        store = self.export.store.ensure()
+        return self._export_page("software_vulnerabilities_by_machine", "VaExport", store.records, 0, request)
+
+    def _software_vulnerability_changes_by_machine(self, request):
+        store = self.export.store.ensure()
+        options = self._loose_options(request.query)
+        text = options.get("sincetime")
+        if not text:
+            raise ApiError(400, "MissingRequiredParameter", "The sinceTime parameter is required.")
+        since = _parse_since(text)
+        if since < OLDEST_SINCE:
+            raise ApiError(400, "InvalidInput", f"sinceTime '{text}' is too far back: the changes of the last 14 days "
+                           f"are kept (from {OLDEST_SINCE:%Y-%m-%dT%H:%M:%SZ}).")
+        run = first_run_since(since)
+        first = store.run_starts[run] if run < RUNS else store.delta.total
+        return self._export_page("software_vulnerability_changes_by_machine", "VaDelta", store.delta, first, request,
+                                 extra_query=f"sincetime={urllib.parse.quote(text, safe='')}&")
+
+    def _software_vulnerabilities_export(self, request):
+        options = self._loose_options(request.query)
+        text = options.get("sasvalidhours", "1")
+        try:
+            hours = int(text)
+        except ValueError:
+            hours = -1
+        if not 1 <= hours <= X.MAX_SAS_HOURS:
+            raise ApiError(400, "InvalidInput", f"Invalid value '{text}' for sasValidHours: it must be an integer "
+                           f"between 1 and {X.MAX_SAS_HOURS}.")
+        return self.export.export_files(request.base, hours)
+
+
+def _parse_since(text):
+    """An ISO 8601 time (or date), UTC unless it says otherwise; 400 InvalidInput if it is none."""
+    match = SINCE_RE.match(text.strip())
+    if not match:
+        raise ApiError(400, "InvalidInput", f"Invalid value '{text}' for sinceTime: expected an ISO 8601 date and time, "
+                       "e.g. 2024-02-19T18:35:49.924Z.")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        moment = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+                                   int(second or 0), int((fraction or "0").ljust(6, "0")[:6]),
+                                   tzinfo=datetime.timezone.utc)
+    except ValueError:
+        raise ApiError(400, "InvalidInput", f"Invalid value '{text}' for sinceTime.") from None
+    if zone and zone.upper() != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        moment -= sign * datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return moment

@@ -1,15 +1,19 @@
 """The Emulator object: wires key material, dataset, Entra, Defender and the server together."""
 
+import datetime
 import json
 import os
 import threading
+import time
 
 from . import constants as C
 from .certs import KeyMaterial, write_atomic
 from .data import Dataset
 from .defender import Defender
 from .entra import Entra
+from .export import ExportService, ExportStore
 from .faults import Traffic, normalize_faults
+from .findings import first_run_since
 from .server import EmulatorHTTPServer, make_ssl_context
 
 
@@ -18,27 +22,44 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
 
     ``Emulator(state_dir, seed=0, **faults).start()`` returns once the socket is
     listening; ``stop()`` (or leaving the ``with`` block) shuts it down.
-    ``clock`` (default ``time.monotonic``) drives the 60-second windows, so tests
-    can move time without sleeping.
+    ``clock`` (default ``time.monotonic``) drives the 60-second windows and the expiry of
+    the export's download links, so tests can move time without sleeping.
+    ``fleet`` adds that many generated devices (fleet.py); ``findings_per_device`` makes every
+    device have exactly that many export records (or more, if its KB findings are more);
+    ``export_parts`` is the number of part files of the files route; ``files_host`` the host name
+    of the file host (default: ``localhost`` when the API is on an IP address, else 127.0.0.1).
     """
 
-    def __init__(self, state_dir, *, seed=0, host="127.0.0.1", port=0,  # pylint: disable=too-many-arguments
-                 extra_software=0, extra_machines=0, clock=None, verbose=False, **faults):
+    def __init__(self, state_dir, *, seed=0, host="127.0.0.1", port=0,  # pylint: disable=too-many-arguments,too-many-locals
+                 extra_software=0, extra_machines=0, fleet=0, findings_per_device=None, export_parts=3,
+                 files_host=None, clock=None, verbose=False, **faults):
         normalize_faults(faults)  # fail fast on unknown keys or bad values
+        if isinstance(fleet, bool) or not isinstance(fleet, int) or fleet < 0:
+            raise ValueError(f"fleet must be a non-negative integer, got {fleet!r}")
         self.state_dir = os.path.abspath(state_dir)
         self.seed = seed
         self.host = host
         self.verbose = verbose
         self._requested_port = port
-        self.keys = KeyMaterial(self.state_dir, [host])
-        self.dataset = Dataset(seed, extra_software=extra_software, extra_machines=extra_machines)
+        self.files_host = files_host or ("127.0.0.1" if host in ("localhost", "0.0.0.0", "") else "localhost")
+        self.keys = KeyMaterial(self.state_dir, [host, self.files_host])
+        self.dataset = Dataset(seed, extra_software=extra_software, extra_machines=extra_machines, fleet=fleet)
         self.traffic = Traffic(seed, faults, clock)
         self.entra = Entra(self.keys)
         self.defender = Defender(self.dataset, self.entra, self.traffic)
+        # The emulator's wall clock: real time at creation, moved by ``clock`` from there on.
+        self._wall_start, self._clock_start = time.time(), self.traffic.clock()
+        self.export_store = ExportStore(self.dataset, self.state_dir, parts=export_parts,
+                                        findings_per_device=findings_per_device)
+        self.defender.export = ExportService(self.export_store, self.traffic, self.now, C.TENANT_ID)
         self.port = None
         self.url = None
+        self.files_port = None
+        self.files_url = None
         self._server = None
+        self._files_server = None
         self._thread = None
+        self._files_thread = None
         self._data = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -55,22 +76,33 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
         if ":" in shown and not shown.startswith("["):
             shown = f"[{shown}]"
         self.url = f"https://{shown}:{self.port}"
+        self._files_server = EmulatorHTTPServer((self.host, 0), context, self, role="files")
+        self.files_port = self._files_server.server_address[1]
+        files_shown = f"[{self.files_host}]" if ":" in self.files_host else self.files_host
+        self.files_url = f"https://{files_shown}:{self.files_port}"
+        self.defender.export.files_base = self.files_url
         self.write_federated_token()
         write_atomic(os.path.join(self.state_dir, C.INFO_FILE), f"{json.dumps(self.info, indent=2)}\n")
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="mde-emulator", daemon=True)
         self._thread.start()
+        self._files_thread = threading.Thread(target=self._files_server.serve_forever, kwargs={"poll_interval": 0.05},
+                                              name="mde-emulator-files", daemon=True)
+        self._files_thread.start()
         return self
 
     def stop(self):
-        """Stop serving, close open connections and the listening socket."""
+        """Stop serving, close open connections and the listening sockets."""
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
+        files, self._files_server = self._files_server, None
+        for each in (server, files):
+            each.shutdown()
+            each.close_connections()
+            each.server_close()
         self._thread.join(timeout=5)
+        self._files_thread.join(timeout=5)
 
     def __enter__(self):
         return self.start()
@@ -146,14 +178,71 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
         return {"url": self.url, "port": self.port, "ca_path": self.ca_path, "tenant_id": C.TENANT_ID,
                 "tenant_domain": C.TENANT_DOMAIN, "authority": self.authority, "token_endpoint": self.token_endpoint,
                 "scope": C.DEFAULT_SCOPE, "clients": self.clients, "pid": os.getpid(), "state_dir": self.state_dir,
-                "seed": self.seed}
+                "seed": self.seed, "files_url": self.files_url, "fleet": self.dataset.config["fleet"],
+                "export_dir": self.export_store.directory}
 
     @property
     def data(self):
-        """The dataset with relations (computed once; treat as read-only)."""
+        """The dataset with relations (computed once; treat as read-only). ``data["export"]`` is the
+        export's ground truth: ``kb_findings`` (device id -> {kb: number of findings}) and counts.
+        With a large fleet this is large and slow: use ``export_truth()`` and friends instead."""
         if self._data is None:
             self._data = self.dataset.to_dict()
+            self._data["export"] = dict(self.export_summary(), kb_findings=self.export_truth())
         return self._data
+
+    # -- the vulnerability export ---------------------------------------------------------------
+
+    def now(self):
+        """The emulator's wall clock (UTC): real time at creation plus what ``clock`` moved since."""
+        seconds = self._wall_start + (self.traffic.clock() - self._clock_start)
+        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+    def prepare_export(self):
+        """Generate the export into the state dir now rather than at the first export request
+        (a benchmark's first page would wait for it); returns ``export_summary()``."""
+        self.export_store.ensure()
+        return self.export_summary()
+
+    def export_summary(self):
+        """Counts of the generated export (generates it if needed): records, delta records, files..."""
+        meta = self.export_store.ensure().meta
+        return {"records": meta["records"], "kb_findings_total": meta["kb_findings"],
+                "delta_records": meta["delta_records"], "devices": meta["devices"], "files": list(meta["files"]),
+                "file_bytes": sum(size for dummy, dummy2, size in self.export_store.files),
+                "generated_time": meta["generated_time"], "directory": self.export_store.directory}
+
+    def export_history(self, device_id):
+        """The findings.DeviceHistory of one device (its findings, their history, the ground truth)."""
+        return self.export_store.model.history(device_id.lower())
+
+    def export_truth(self, device_ids=None):
+        """Ground truth of the export: device id -> {kb: number of that device's findings the KB fixes},
+        for every device with a KB finding (its keys are exactly the device's getmissingkbs)."""
+        model = self.export_store.model
+        result = {}
+        for mid in (device_ids if device_ids is not None else model.device_ids()):
+            counts = model.history(mid).kb_counts()
+            if counts:
+                result[mid] = counts
+        return result
+
+    def delta_truth(self, since, device_ids=None):
+        """Ground truth of a delta read since ``since`` (a datetime, or ISO 8601 text), RBAC moves
+        cancelled: device id -> {"new": [kb], "fixed": [kb], "transient": [kb]} for the devices with
+        a change. new: missing now, not at the start of ``since``'s six-hour bucket; fixed: missing
+        then, not now; transient: became missing and was fixed again within the range."""
+        if isinstance(since, str):
+            from .defender import _parse_since  # pylint: disable=import-outside-toplevel
+            since = _parse_since(since)
+        run = first_run_since(since)
+        model = self.export_store.model
+        result = {}
+        for mid in (device_ids if device_ids is not None else model.device_ids()):
+            new, fixed, transient = model.history(mid).delta_truth(run)
+            if new or fixed or transient:
+                result[mid] = {"new": new, "fixed": fixed, "transient": transient}
+        return result
 
     # -- faults, stats, tokens ------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 
-from .constants import API_ROUTES
+from .constants import API_ROUTES, EXPORT_FILES_ROUTE, EXPORT_JSON_ROUTES
 
 DEFAULT_FAULTS = {
     "latency_ms": 0.0,
@@ -34,9 +34,26 @@ DEFAULT_FAULTS = {
     "token_lifetime_s": 3599,
     # The N-th API request from now finds every token issued so far revoked (then back to 0).
     "revoke_after_api_requests": 0,
+    # The vulnerability export (0 = off). Defender: 30/min and 1,000/h for each JSON route
+    # (SoftwareVulnerabilitiesByMachine, SoftwareVulnerabilityChangesByMachine), 5/min and 20/h for
+    # SoftwareVulnerabilitiesExport; sliding windows per route and (app, tenant), like rate_limit_per_minute.
+    "export_json_rate_limit_per_minute": 0,
+    "export_json_rate_limit_per_hour": 0,
+    "export_files_rate_limit_per_minute": 0,
+    "export_files_rate_limit_per_hour": 0,
+    # After N file downloads from one list of links, every link of that list answers 403 (expired).
+    "sas_expire_after_downloads": 0,
+    # N more part files in the list, each an empty body (as elastic/integrations' mock serves one).
+    "export_empty_files": 0,
+    # The next N file downloads send the headers and half the body, then close the connection.
+    "file_truncate_next": 0,
 }
 FAULT_KEYS = tuple(DEFAULT_FAULTS)
 WINDOW_S = 60.0
+HOUR_S = 3600.0
+ROUTE_LIMITS = {route: ("export_json_rate_limit_per_minute", "export_json_rate_limit_per_hour")
+                for route in EXPORT_JSON_ROUTES}
+ROUTE_LIMITS[EXPORT_FILES_ROUTE] = ("export_files_rate_limit_per_minute", "export_files_rate_limit_per_hour")
 REQUEST_LOG_SIZE = 20000
 
 
@@ -67,8 +84,8 @@ def _fail_entry(entry):
     except re.error as exc:
         raise ValueError(f"fail_next path_regex {pattern!r}: {exc}") from None
     target = entry.get("target", "api")
-    if target not in ("api", "token"):
-        raise ValueError("fail_next target must be 'api' or 'token'")
+    if target not in ("api", "token", "files"):
+        raise ValueError("fail_next target must be 'api', 'token' or 'files'")
     clean = {"path_regex": pattern, "status": _number("status", entry["status"], 100, 599, True),
              "count": _number("count", entry.get("count", 1), 1, None, True), "target": target}
     if entry.get("retry_after") is not None:
@@ -90,8 +107,12 @@ def normalize_faults(values):
         elif key in ("error_rate_429", "error_rate_5xx", "malformed_rate"):
             clean[key] = _number(key, value, 0.0, 1.0)
         elif key in ("rate_limit_per_minute", "drop_next", "malformed_next", "page_size", "retry_after_s",
-                     "revoke_after_api_requests"):
+                     "revoke_after_api_requests", "export_json_rate_limit_per_minute", "export_json_rate_limit_per_hour",
+                     "export_files_rate_limit_per_minute", "export_files_rate_limit_per_hour",
+                     "sas_expire_after_downloads", "file_truncate_next"):
             clean[key] = _number(key, value, 0, None, True)
+        elif key == "export_empty_files":
+            clean[key] = _number(key, value, 0, 100, True)
         elif key == "token_lifetime_s":
             clean[key] = _number(key, value, 1, None, True)
         elif key == "error_statuses_5xx":
@@ -143,6 +164,7 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
             # Faults draw from their own RNG so that the dataset never depends on them.
             self._rng = random.Random(self._seed)
             self._windows = {}  # (client_id, tenant) -> deque of arrival times within WINDOW_S
+            self._route_windows = {}  # (route, client_id, tenant) -> (deque within WINDOW_S, deque within HOUR_S)
             self._stats = {
                 "token_requests": 0,
                 "token_requests_by_client": {},
@@ -161,6 +183,17 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
                 "max_concurrent": 0,
                 "connections": 0,
                 "client_connections": 0,
+                "export_max_in_any_60s": {},
+                "export_max_in_any_3600s": {},
+                "export_records_served": {route: 0 for route in EXPORT_JSON_ROUTES},
+                "export_lists_issued": 0,
+                "file_requests": 0,
+                "file_downloads": 0,
+                "file_requests_refused": 0,
+                "file_requests_with_bearer": 0,
+                "file_bytes_served": 0,
+                "file_status_counts": {},
+                "file_connections": 0,
             }
             self._requests = collections.deque(maxlen=REQUEST_LOG_SIZE)
 
@@ -216,6 +249,34 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
         self._stats["max_in_any_60s"] = max(self._stats["max_in_any_60s"], count)
         return now, window
 
+    def _arrive_route(self, route, rate_key):
+        """Record an arrival on an export route; return (now, minute deque, hour deque)."""
+        now = self._clock()
+        minute, hour = self._route_windows.setdefault((route,) + tuple(rate_key),
+                                                      (collections.deque(), collections.deque()))
+        for window, span in ((minute, WINDOW_S), (hour, HOUR_S)):
+            while window and window[0] <= now - span:
+                window.popleft()
+            window.append(now)
+        for table, window in (("export_max_in_any_60s", minute), ("export_max_in_any_3600s", hour)):
+            self._stats[table][route] = max(self._stats[table].get(route, 0), len(window))
+        return now, minute, hour
+
+    def _route_limit(self, route, arrival):
+        """A 429 plan if this arrival is over the route's own per-minute or per-hour limit."""
+        if arrival is None:
+            return None
+        now, minute, hour = arrival
+        retry = 0
+        for key, window, span in zip(ROUTE_LIMITS[route], (minute, hour), (WINDOW_S, HOUR_S)):
+            limit = self._faults[key]
+            if limit and len(window) > limit:
+                retry = max(retry, int(math.ceil(window[len(window) - limit] + span - now)))
+        if not retry:
+            return None
+        self._count("faults_injected", "export_rate_limit")
+        return Plan(action="respond", status=429, retry_after=max(1, retry), reason="export_rate_limit")
+
     # -- API requests ---------------------------------------------------------------------------
 
     def take_revocation(self):
@@ -230,7 +291,7 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
                 return True
             return False
 
-    def api_begin(self, raw_path, rate_key):
+    def api_begin(self, raw_path, rate_key, route=None):  # pylint: disable=too-many-return-statements
         """Count an API arrival and decide which fault (if any) answers it."""
         with self._lock:
             faults = self._faults
@@ -239,6 +300,7 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
             self._in_flight += 1
             self._stats["max_concurrent"] = max(self._stats["max_concurrent"], self._in_flight)
             now, window = self._arrive(rate_key)
+            arrival = self._arrive_route(route, rate_key) if route in ROUTE_LIMITS else None
             latency = faults["latency_ms"]
             if faults["latency_jitter_ms"]:
                 latency += self._rng.uniform(-faults["latency_jitter_ms"], faults["latency_jitter_ms"])
@@ -261,6 +323,10 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
                 plan.retry_after = max(1, int(math.ceil(frees_at - now)))
                 self._count("faults_injected", "rate_limit")
                 return plan
+            limited = self._route_limit(route, arrival)
+            if limited:
+                limited.latency_s = plan.latency_s
+                return limited
             if faults["error_rate_429"] and self._rng.random() < faults["error_rate_429"]:
                 plan.action, plan.status, plan.reason = "respond", 429, "error_rate_429"
                 plan.retry_after = faults["retry_after_s"]
@@ -303,6 +369,48 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
                 self._count("status_counts", str(status))
             self._log(method, raw_path, route, status, client_id)
 
+    # -- the vulnerability export ---------------------------------------------------------------
+
+    def records_served(self, route, count):
+        """Count the records of an export page."""
+        with self._lock:
+            self._stats["export_records_served"][route] = self._stats["export_records_served"].get(route, 0) + count
+
+    def export_list_issued(self):
+        """Count a list of file links."""
+        with self._lock:
+            self._stats["export_lists_issued"] += 1
+
+    def file_plan(self, raw_path):
+        """(status, body) of a fail_next entry with target "files", or None."""
+        with self._lock:
+            injected = self._take_fail_next(raw_path, "files")
+            return (injected.status, injected.body) if injected else None
+
+    def take_file_truncate(self):
+        """Whether this download must stop halfway (file_truncate_next)."""
+        with self._lock:
+            if self._faults["file_truncate_next"] > 0:
+                self._faults["file_truncate_next"] -= 1
+                self._count("faults_injected", "file_truncate")
+                return True
+            return False
+
+    def file_done(self, method, raw_path, status, what, sent):  # pylint: disable=too-many-arguments
+        """Count a file host request: ``what`` is "download", "bearer", "refused" or "other"; ``sent``: body bytes."""
+        with self._lock:
+            stats = self._stats
+            stats["file_requests"] += 1
+            self._count("file_status_counts", str(status))
+            if what == "bearer":
+                stats["file_requests_with_bearer"] += 1
+            if status >= 400:
+                stats["file_requests_refused"] += 1
+            elif what == "download" and method == "GET":
+                stats["file_downloads"] += 1
+            stats["file_bytes_served"] += sent
+            self._log(method, raw_path.split("?", 1)[0], "export_file", status, None)
+
     # -- Entra requests -------------------------------------------------------------------------
 
     def token_plan(self, raw_path):
@@ -334,10 +442,14 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
         with self._lock:
             self._log(method, raw_path, "unknown", status, None)
 
-    def connection_accepted(self, client_traffic=False):
+    def connection_accepted(self, client_traffic=False, files=False):
         """Count a completed TLS handshake, or the first non-admin request on a connection."""
         with self._lock:
-            self._stats["client_connections" if client_traffic else "connections"] += 1
+            self._stats["file_connections" if files else "client_connections" if client_traffic else "connections"] += 1
+
+    def clock(self):
+        """The clock of the windows (time.monotonic or the test's)."""
+        return self._clock()
 
     # -- reporting ------------------------------------------------------------------------------
 

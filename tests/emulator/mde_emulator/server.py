@@ -20,6 +20,7 @@ import urllib.parse
 from . import admin
 from .defender import Request, route
 from .entra import TokenError, error_body as entra_error_body
+from .export import Stream
 
 MAX_BODY = 1 << 20
 HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$")
@@ -40,10 +41,11 @@ class EmulatorHTTPServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, ssl_context, emulator):
+    def __init__(self, address, ssl_context, emulator, role="api"):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.ssl_context = ssl_context
         self.emulator = emulator
+        self.role = role  # "api" (Defender, Entra, admin) or "files" (the export's blob host)
         self._connections = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, Handler)
@@ -96,7 +98,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def setup(self):
         self.request.settimeout(10)
         self.request.do_handshake()  # failures propagate to handle_error() and close the socket
-        self.server.emulator.traffic.connection_accepted()
+        self.server.emulator.traffic.connection_accepted(files=self.server.role == "files")
         self._client_traffic = False
         self.server.track(self.request, True)
         super().setup()
@@ -142,7 +144,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ValueError("body too large")
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status, body, headers=None, content_type="application/json; charset=utf-8"):
+    def _start(self, status, headers):
+        """The status line, Server and Date; returns the other headers. The file host sends Azure's
+        Server and its clock's Date, which must replace http.server's, not come as a second header."""
+        headers = dict(headers or {})
+        self.log_request(status)
+        self.send_response_only(status)
+        self.send_header("Server", headers.pop("Server", None) or self.version_string())
+        self.send_header("Date", headers.pop("Date", None) or self.date_time_string())
+        return headers
+
+    def _send(self, status, body, headers=None, content_type="application/json; charset=utf-8", drop_after=None):  # pylint: disable=too-many-arguments
+        if isinstance(body, Stream):
+            self._send_stream(status, body, headers, content_type, drop_after)
+            return
         if isinstance(body, bytes):
             data = body
         elif isinstance(body, str):
@@ -150,18 +165,60 @@ class Handler(http.server.BaseHTTPRequestHandler):
             content_type = "text/plain; charset=utf-8"
         else:
             data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
+        headers = self._start(status, headers)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _send_stream(self, status, body, headers, content_type, drop_after):  # pylint: disable=too-many-arguments
+        """A body streamed from the export's files; ``drop_after``: close the connection after that many bytes."""
+        headers = self._start(status, headers)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(body.length))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if drop_after is not None:
+            body.truncate(drop_after)
+        for chunk in body.chunks():
+            self.wfile.write(chunk)
+        if drop_after is not None:
+            self.close_connection = True
+            self.wfile.flush()
+            try:
+                self.request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _file_host(self, raw_path):
+        """The export's blob host (a second host name and port): SAS-signed downloads only."""
+        emulator = self.server.emulator
+        status, headers, body, content_type, what = emulator.defender.export.serve(self.command, raw_path,
+                                                                                   self.headers)
+        length = body.length if isinstance(body, Stream) else len(body)
+        drop_after = None
+        if status in (200, 206) and self.command == "GET" and length and emulator.traffic.take_file_truncate():
+            drop_after = length // 2
+        sent = 0 if self.command == "HEAD" else (drop_after if drop_after is not None else length)
+        emulator.traffic.file_done(self.command, raw_path, status, what, sent)
+        self._send(status, body, headers, content_type, drop_after)
+
     def _dispatch(self):
         raw_path = self.path
         path, dummy, query = raw_path.partition("?")
+        if self.server.role == "files":
+            try:
+                self._read_body()
+            except ValueError:
+                self.close_connection = True
+            self._file_host(raw_path)
+            return
         try:
             body = self._read_body()
         except ValueError:
@@ -209,7 +266,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if emulator.traffic.take_revocation():
             emulator.revoke_tokens()  # before this request's token is checked
         claims, reason, client_id, rate_key = self._authenticate()
-        plan = emulator.traffic.api_begin(raw_path, rate_key)
+        plan = emulator.traffic.api_begin(raw_path, rate_key, route_name)
         # Stats are recorded before the response is written, so a client that reads
         # /_emulator/stats right after its response sees its own request counted.
         status, recorded = 500, False

@@ -121,7 +121,7 @@ def test_it_asks_defender_once_and_keys_the_plan_on_its_inputs(asked, client_set
     assert isinstance(client, DefenderClient) and client.settings is client_settings[0]
     assert closed == [client]
     assert query == dict(strategy='software', hosts={'web01': 'web01', 'db01': 'db01'}, software_ids=[WINDOWS],
-                         discover=None, min_cve_addressed=5, include_kbs=['5034122'], exclude_kbs=[])
+                         discover=None, min_cve_addressed=5, include_kbs=['5034122'], exclude_kbs=[], export_source='json')
     assert result['plan']['key'] == kb_patching.plan_key(**query)
     assert result['plan']['hosts'] == {'web01': {'kbs': []}, 'db01': {'kbs': []}}
 
@@ -200,7 +200,7 @@ def test_a_device_name_that_is_not_a_string_is_refused(asked, client_settings, r
     (dict(software_ids=[]), 'The software strategy needs software_ids or discover: true'),
     (dict(strategy='software', discover=False), 'The software strategy needs software_ids or discover: true'),
     (dict(software_ids=[WINDOWS], min_cve_addressed=-1), 'min_cve_addressed must be >= 0, got -1'),
-    (dict(software_ids=[WINDOWS], strategy='fleet'), 'value of strategy must be one of: software, device, got: fleet'),
+    (dict(software_ids=[WINDOWS], strategy='fleet'), 'value of strategy must be one of: software, device, export, got: fleet'),
     (dict(software_ids=[WINDOWS], discover='perhaps'), "argument 'discover' is of type"),
     (dict(software_ids=[WINDOWS], min_cve_addressed='many'), "argument 'min_cve_addressed' is of type"),
     (dict(software_ids=[WINDOWS], cloud='moon'), 'value of cloud must be one of: dod, gcc, gcc_high, public, got: moon'),

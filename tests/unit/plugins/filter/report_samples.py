@@ -8,6 +8,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import random
+
+from ansible_collections.defender.tvm.plugins.plugin_utils._kb_patching import build_report
+
 # Untrusted names: an inventory hostname and a KB name that try to break out of HTML, XML and Markdown tables.
 HOSTILE_HOST = 'db<01>&"prod"|eu'
 HOSTILE_KB = 'KB5099999<img src=x onerror=alert(1)>&"q"|r'
@@ -73,8 +77,66 @@ def empty_report():
     return report
 
 
-def reversed_report():
-    """The same report with every dict in reverse insertion order."""
+def reversed_report(report=None):
+    """The same report (the sample's by default) with every dict in reverse insertion order."""
     def flip(value):
         return dict(reversed([(key, flip(item)) for key, item in value.items()])) if isinstance(value, dict) else value
-    return flip(sample_report())
+    return flip(sample_report() if report is None else report)
+
+
+FLEET_ERRORS = ('0x80240022: Installation failed', '0x8024200D: Update needs to be downloaded again',
+                '0x80070005: Access is denied')
+
+
+def fleet_report(hosts=10000, kbs=50, stragglers=0.05, seed=11):
+    """A fleet as the role reports it (install mode, built by build_report): ``hosts`` hosts, ``kbs`` KBs.
+
+    Hosts come in a dozen cohorts (an OS build and its KBs); most of a cohort's noncompliant hosts
+    are stuck on one of three sets of its KBs, some with a failed install (one of FLEET_ERRORS)
+    or a pending reboot; ``stragglers`` (a share) miss a random set of any KBs, so they make
+    groups of their own. About 4% are not in Defender, about a third compliant. One host has the
+    hostile name. Deterministic for the same arguments.
+    """
+    rng = random.Random(seed)
+    catalog = {}
+    for index in range(kbs):
+        name = 'KB%d' % (5030000 + index * 17)
+        catalog[name] = {'id': name[2:], 'name': '2024-%02d Cumulative Update for Windows (%s)' % (index % 12 + 1, name),
+                         'cve_addressed': rng.randint(0, 80), 'machine_missed_on': rng.randint(1, 20000),
+                         'url': CATALOG + name, 'software_ids': ['microsoft-_-windows_11']}
+    names = sorted(catalog)
+    cohorts = []
+    for dummy in range(12):
+        cohort = rng.sample(names, rng.randint(min(3, kbs), min(25, kbs)))
+        cohorts.append((cohort, [rng.sample(cohort, rng.randint(1, len(cohort))) for dummy in range(3)]))
+    weights = [rng.randint(1, 10) for dummy in cohorts]
+    plan = {'strategy': 'software', 'hosts': {}, 'kbs': catalog}
+    outcomes = {}
+    for index in range(hosts):
+        host = HOSTILE_HOST if index == 4242 else 'ws%05d' % index
+        roll = rng.random()
+        if roll < 0.04:
+            plan['hosts'][host] = {'device_id': None, 'computer_dns_name': None, 'in_defender': False, 'software_ids': [], 'kbs': []}
+            outcomes[host] = {'kbs': {}, 'errors': {}}
+            continue
+        cohort, stuck = rng.choices(cohorts, weights)[0]
+        planned = list(cohort)
+        result = dict((kb, rng.choice(('installed', 'not_offered'))) for kb in planned)
+        errors = {}
+        if roll < 0.04 + stragglers or index == 4242:
+            planned = sorted(set(planned) | set(rng.sample(names, rng.randint(1, kbs))))
+            result = dict((kb, 'missing') for kb in planned)
+        elif roll > 0.04 + stragglers + 0.33:
+            result.update((kb, 'missing') for kb in rng.choice(stuck))
+            if rng.random() < 0.1 or index == 4242:
+                kb = rng.choice(planned)
+                result[kb], errors[kb] = 'failed', rng.choice(FLEET_ERRORS)
+            elif rng.random() < 0.05:
+                result[rng.choice(planned)] = 'pending_reboot'
+        plan['hosts'][host] = {'device_id': '%040x' % (index + 1), 'computer_dns_name': host + '.contoso.local', 'in_defender': True,
+                               'software_ids': ['microsoft-_-windows_11'], 'kbs': planned}
+        outcomes[host] = {'kbs': result, 'errors': errors}
+    report = build_report(plan, outcomes, 'install', '2026-11-27T15:00:00Z',
+                          {'min_cve_addressed': 0, 'include_kbs': [], 'exclude_kbs': []})
+    report.update(source='export (json)', data_time='2026-11-27T06:12:00Z')
+    return report

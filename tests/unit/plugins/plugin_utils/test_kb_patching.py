@@ -227,7 +227,9 @@ def test_report_summarises_statuses_and_outcomes():
     assert report['kbs']['KB1']['hosts'] == {'missing': 0, 'installed': 1, 'failed': 1, 'pending_reboot': 0,
                                              'not_offered': 0}
     assert report['kbs']['KB1']['cve_addressed'] == 50 and 'fleet-wide' in report['strategy_note']
-    assert set(report) == {'mode', 'strategy', 'generated', 'strategy_note', 'filters', 'summary', 'hosts', 'kbs'}
+    assert set(report) == {'mode', 'strategy', 'source', 'data_time', 'data_time_basis', 'generated', 'strategy_note',
+                           'filters', 'summary', 'hosts', 'kbs'}
+    assert (report['source'], report['data_time'], report['data_time_basis']) == (report['strategy'], None, None)
 
 
 def test_report_mode_takes_defenders_word_for_every_planned_host_at_once():
