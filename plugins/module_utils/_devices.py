@@ -20,20 +20,33 @@ MACHINE_PERMISSION = 'Machine.Read.All'
 DEVICE_ID_RE = re.compile(r'^[0-9a-fA-F]{40}$')
 
 
+class DeviceNames:
+    """Lowercase DNS name -> device, indexed by short name as well: matching many host names is
+    then a dictionary lookup each, not a scan of every device per name."""
+
+    def __init__(self, devices):
+        self.exact = devices
+        self.short = {}
+        for dns_name, device in devices.items():
+            self.short.setdefault(dns_name.split('.')[0], []).append(device)
+
+
 def name_candidates(name, devices):
     """The devices whose DNS name is ``name``, case-insensitively, as an FQDN or a short name.
 
-    ``devices`` maps lowercase DNS names to devices. A short name matches a device's first
-    label; an FQDN matches the device's full name (or a device Defender only knows by its
-    short name). More than one candidate means the name is ambiguous.
+    ``devices`` maps lowercase DNS names to devices (or is a ``DeviceNames`` of them, to match many
+    names). A short name matches a device's first label; an FQDN matches the device's full name
+    (or a device Defender only knows by its short name). More than one candidate means the name
+    is ambiguous.
     """
+    index = devices if isinstance(devices, DeviceNames) else DeviceNames(devices)
     host = name.lower()
-    if host in devices:
-        return [devices[host]]
+    if host in index.exact:
+        return [index.exact[host]]
     short = host.split('.')[0]
     if '.' in host:
-        return [device for dns_name, device in devices.items() if dns_name == short]
-    return [device for dns_name, device in devices.items() if dns_name.split('.')[0] == short]
+        return [index.exact[short]] if short in index.exact else []
+    return list(index.short.get(short, []))
 
 
 def only_device(name, candidates):

@@ -27,8 +27,8 @@ import json
 import re
 import zlib
 
-from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, utc_now
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, parse_odata_page, utc_now
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, DeviceNames, name_candidates, only_device
 from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     ConfigurationError,
     DownloadBrokenError,
@@ -62,6 +62,25 @@ def camel_key(key):
     return key[:run - 1].lower() + key[run - 1:]
 
 
+_CAMEL_KEYS = {}  # PascalCase key -> camel_key(key): the files' few dozen keys, converted once each
+_CAMEL_KEYS_MAX = 4096
+
+
+def _camel_record(raw):
+    """``dict((camel_key(k), v) for k, v in raw.items())``, with each key converted once per process
+    (the files give 1,000,000 records of the same two dozen keys)."""
+    keys = _CAMEL_KEYS
+    record = {}
+    for key, value in raw.items():
+        camel = keys.get(key)
+        if camel is None:
+            camel = camel_key(key)
+            if len(keys) < _CAMEL_KEYS_MAX:
+                keys[key] = camel
+        record[camel] = value
+    return record
+
+
 def kb_of(value):
     """The KB number of a finding's recommendedSecurityUpdateId, or None for no KB.
 
@@ -89,7 +108,7 @@ class DeviceFindings:
 
     def add(self, raw):
         self.records += 1
-        record = raw if 'deviceId' in raw else dict((camel_key(k), v) for k, v in raw.items())
+        record = raw if 'deviceId' in raw else _camel_record(raw)
         device_id = record.get('deviceId')
         if not device_id:
             raise ResponseError("the vulnerability export returned a record without a deviceId: %r" % (record.get('id'),))
@@ -167,10 +186,48 @@ def _check_size(name, value, maximum):
         raise ConfigurationError("%s must be between 1 and %d, got %r" % (name, maximum, value))
 
 
+class _JsonPage:
+    """``parse`` for ``DefenderClient.pages``: one page's records aggregated as they arrive from the
+    wire, into findings of the page's own (``self.findings``), so that a page of 200,000 records is
+    never held in memory. The caller merges them once the page was read to its end and is valid JSON;
+    a page that is read again (a garbled body, retried) starts from empty findings."""
+
+    def __init__(self, findings):
+        keep = findings._keep  # pylint: disable=protected-access
+        devices = findings.devices
+        # A device already kept from an earlier page is kept whatever this page names it, as when its
+        # records are added one by one to ``findings``.
+        self._keep = None if keep is None else (lambda key, name: key in devices or keep(key, name))
+        self.findings = None
+
+    def __call__(self, response):
+        findings = self.findings = DeviceFindings(self._keep)
+        failed = []
+
+        def add(record):
+            # As when the page is added after it was parsed: the first record that fails is raised,
+            # but only once the page is known to be valid JSON (an invalid page is read again).
+            if not failed:
+                try:
+                    findings.add(record)
+                except Exception as exc:  # pylint: disable=broad-except
+                    failed.append(exc)
+
+        body = parse_odata_page(response, add)
+        if failed:
+            raise failed[0]
+        return body
+
+
 def _read_json(client, findings, page_size):
     url = client.url('machines', 'SoftwareVulnerabilitiesByMachine', pageSize=page_size)
-    for page in client.pages(url, 'Reading the vulnerability export (JSON pages)', VULNERABILITY_PERMISSION,
-                             budget='vulnerability-export-json'):
+    what = 'Reading the vulnerability export (JSON pages)'
+    if getattr(client, 'streams_pages', False):
+        page = _JsonPage(findings)
+        for dummy in client.pages(url, what, VULNERABILITY_PERMISSION, budget='vulnerability-export-json', parse=page):
+            findings.merge(page.findings)
+        return
+    for page in client.pages(url, what, VULNERABILITY_PERMISSION, budget='vulnerability-export-json'):
         for record in page:
             findings.add(record)
 
@@ -282,7 +339,7 @@ def _select(findings, wanted):
     """The devices that ``wanted`` names (in its order, each once), and the names no device has."""
     if wanted is None:
         return sorted(findings.devices, key=lambda key: ((findings.devices[key][1] or '').lower(), key)), []
-    by_name = dict(((d[1] or '').lower(), d) for d in findings.devices.values() if d[1])
+    by_name = DeviceNames(dict(((d[1] or '').lower(), d) for d in findings.devices.values() if d[1]))
     keys, not_found = [], []
     for name in wanted:
         if DEVICE_ID_RE.match(name):
@@ -344,7 +401,7 @@ def read_changes(client, since, devices=None, page_size=DEFAULT_PAGE_SIZE):
                              budget='vulnerability-export-json'):
         for raw in page:
             records += 1
-            record = raw if 'deviceId' in raw else dict((camel_key(k), v) for k, v in raw.items())
+            record = raw if 'deviceId' in raw else _camel_record(raw)
             kb = kb_of(record.get('recommendedSecurityUpdateId'))
             status = record.get('status')
             if kb is None or status not in ('New', 'Fixed'):

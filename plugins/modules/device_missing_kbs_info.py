@@ -166,12 +166,40 @@ accept_list:
   sample: ["KB5034441(?:\\s+KB\\d+)*$"]
 changes:
   description:
-    - With O(since), one entry per device that has changes, with C(device_id), C(device_name),
-      C(os_platform), C(rbac_group), C(new_kbs) (KBs that became missing) and C(fixed_kbs) (KBs that
-      were fixed), each with C(id), C(kb), C(name), C(url) and C(software).
+    - With O(since), one entry per device that has changes, by device name.
   returned: success, with O(since)
   type: list
   elements: dict
+  contains:
+    device_id:
+      description: The Defender device ID.
+      type: str
+      sample: 2339ad14a01bd0299afb93dfa2550136057bff96
+    device_name:
+      description: The device's computer name as the changes give it.
+      type: str
+      sample: srv-sql01.contoso.local
+    os_platform:
+      description: The OS platform.
+      type: str
+      sample: WindowsServer2022
+    rbac_group:
+      description: The device group.
+      type: str
+      sample: Servers
+    new_kbs:
+      description:
+        - The KBs that became missing (see O(since)), each with C(id), C(kb), C(name), C(url) and
+          C(software), most CVEs first.
+      type: list
+      elements: dict
+      sample: [{"id": "5034765", "kb": "KB5034765", "name": "2024-02 Cumulative Update for Windows 11 (KB5034765)",
+                "url": "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5034765", "software": ["windows_11"]}]
+    fixed_kbs:
+      description: The KBs that were fixed, as in RV(changes[].new_kbs).
+      type: list
+      elements: dict
+      sample: []
 since:
   description: With O(since), the time the changes were read from, in UTC.
   returned: success, with O(since)

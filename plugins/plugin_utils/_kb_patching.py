@@ -19,7 +19,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_list
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import utc_now
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, DeviceNames, name_candidates, only_device
 from ansible_collections.defender.tvm.plugins.module_utils._export import read_export
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_number, kb_rank, query_missing_kbs
 from ansible_collections.defender.tvm.plugins.module_utils._software import query_software, windows_devices
@@ -83,8 +83,8 @@ def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
 
 
 def _device_index(software):
-    """Every device the software answers mention: lowercase DNS name -> reference, its software IDs,
-    and device ID (lowercase) -> reference."""
+    """Every device the software answers mention: lowercase DNS name -> reference (a DeviceNames),
+    its software IDs, and device ID (lowercase) -> reference."""
     devices, software_of, by_id = {}, {}, {}
     for entry in software or []:
         for ref in entry.get('machine_references') or []:
@@ -93,7 +93,7 @@ def _device_index(software):
                 devices.setdefault(name, ref)
             by_id.setdefault(ref['id'].lower(), ref)
             software_of.setdefault(ref['id'], []).append(entry['id'])
-    return devices, software_of, by_id
+    return DeviceNames(devices), software_of, by_id
 
 
 def match_device(host_name, devices):
@@ -137,7 +137,8 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
     plan_hosts = {}
     if strategy == 'software':
         references, software_of, by_id = _device_index(software)
-        known = dict(((d.get('computer_dns_name') or '').lower(), d) for d in devices or [] if d.get('computer_dns_name'))
+        known = DeviceNames(dict(((d.get('computer_dns_name') or '').lower(), d) for d in devices or []
+                                 if d.get('computer_dns_name')))
         known_by_id = dict((d['id'].lower(), d) for d in devices or [])
         kbs_of_software = dict((r['software_id'], [kb_name(k['id']) for k in r['missing_kbs']])
                                for r in missing.get('results', []))
@@ -227,7 +228,7 @@ def _export_plan(hosts, export, keep):
     judges each KB by this device's own count of the findings it fixes)."""
     devices = export.get('devices', [])
     by_id = dict((d['device_id'].lower(), d) for d in devices)
-    by_name = dict((d['device_name'].lower(), d) for d in devices if d.get('device_name'))
+    by_name = DeviceNames(dict((d['device_name'].lower(), d) for d in devices if d.get('device_name')))
     catalog, plan_hosts = {}, {}
     for host, device_name in sorted(hosts.items()):
         if DEVICE_ID_RE.match(device_name):

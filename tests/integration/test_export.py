@@ -11,12 +11,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 import math
+import re
 
 import pytest
 
 pytestmark = pytest.mark.representative
 
+JWT = re.compile(r'eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}')
 SNAPSHOT = datetime.datetime(2024, 2, 20, 6, 0, tzinfo=datetime.timezone.utc)  # the emulator's data time
 
 
@@ -178,3 +181,13 @@ def test_the_delta_gives_new_and_fixed_kbs_with_rbac_moves_cancelled(ansible, em
         # findings are in the delta twice (Fixed in the old group, New in the new one) and cancel out
         moved = [mid for mid in emulator.data['machines'] if emulator.export_history(mid).move is not None]
         assert moved, 'the emulator must move a device between groups in the last 13 days'
+
+
+def test_no_secret_token_or_sas_signature_in_verbose_output(ansible, emulator):
+    secret = emulator.clients['secret']['client_secret']
+    emulator.configure(sas_expire_after_downloads=1)  # the failure path too: its message names no link
+    run = ansible.run('device_missing_kbs_info', extra_vars={'source': 'files'}, verbosity=4, tag='verbose')
+    assert run.result['failed'] is True, run
+    text = run.output + json.dumps(run.result)
+    assert secret not in text and not JWT.search(text)
+    assert 'sig=' not in text and 'blob' not in text.lower() and emulator.files_url not in text

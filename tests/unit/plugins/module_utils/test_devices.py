@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.defender.tvm.plugins.module_utils._devices import name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceNames, name_candidates, only_device
 from ansible_collections.defender.tvm.plugins.module_utils._errors import ResponseError
 
 DEVICES = {'web01.contoso.local': {'id': 'a', 'computerDnsName': 'web01.contoso.local'},
@@ -22,6 +22,8 @@ DEVICES = {'web01.contoso.local': {'id': 'a', 'computerDnsName': 'web01.contoso.
     ('ghost', []), ('web01.example.org', [])])
 def test_names_find_their_devices_as_fqdn_or_short_name(name, expected):
     assert sorted(d['id'] for d in name_candidates(name, DEVICES)) == expected
+    # an index built once for many names answers the same
+    assert sorted(d['id'] for d in name_candidates(name, DeviceNames(DEVICES))) == expected
 
 
 def test_an_ambiguous_short_name_names_both_devices():

@@ -7,14 +7,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gzip
+import io
+
 import pytest
 import requests
+from urllib3 import HTTPResponse
 
 from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     AuthenticationError,
+    DownloadBrokenError,
     NotFoundError,
     PermissionDeniedError,
     ResponseError,
+    SasExpiredError,
     TransportError,
 )
 from ansible_collections.defender.tvm.plugins.module_utils._transport import Transport, VerifyingSession
@@ -213,3 +219,55 @@ def test_a_run_without_retries_has_no_summary():
     call(t)
     call(t)
     assert t.summary() is None and t.waited == 0
+
+
+# -- endpoint budgets and file downloads (the vulnerability export) ------------------------------------
+
+
+def test_an_endpoint_budget_paces_on_top_of_requests_per_minute():
+    # the files route allows 5 calls a minute: the 6th waits for the first one's window
+    t, session, dummy = transport([OK] * 6, requests_per_minute=100)
+    waits = []
+    for pacer in t.budgets['vulnerability-export-files']:
+        pacer._wait = lambda seconds: (waits.append(seconds), t.pacer._wait(seconds))
+    for dummy in range(6):
+        t.get_json(URL, 'Getting the vulnerability export files', 'Vulnerability.Read.All',
+                   budget='vulnerability-export-files')
+    assert len(session.calls) == 6 and waits == [60.0]
+
+
+def test_without_pacing_no_endpoint_budget_either():
+    t, dummy, dummy2 = transport([OK], requests_per_minute=0)
+    assert t.budgets == {}
+
+
+def file_response(status, data=b'', missing=0):
+    """A streamed download: ``data``, with a Content-Length ``missing`` bytes longer (a body that breaks off)."""
+    response = make_response(status, url='https://blob.example/part-0.json.gz?sig=secret')
+    response.raw = HTTPResponse(body=io.BytesIO(data), headers={'Content-Length': str(len(data) + missing)},
+                                status=status, preload_content=False)
+    return response
+
+
+def test_a_file_is_downloaded_without_the_bearer_token_as_stored():
+    data = gzip.compress(b'{"DeviceId": "a"}\n')
+    t, session, dummy = transport([file_response(200, data)])
+    body = t.open_file('https://blob.example/part-0.json.gz?sig=secret', 'Downloading file 1 of 1')
+    assert 'Authorization' not in session.calls[0][1]
+    assert body.read() == data  # still gzip: the reader decompresses it as a stream
+
+
+def test_an_expired_sas_is_its_own_error_and_transient_statuses_are_retried():
+    t, session, dummy = transport([file_response(503), file_response(403)])
+    with pytest.raises(SasExpiredError, match='file 1 of 1 was refused \\(HTTP 403\\)'):
+        t.open_file('https://blob.example/part-0.json.gz?sig=secret', 'Downloading file 1 of 1')
+    assert len(session.calls) == 2
+
+
+def test_a_body_that_breaks_off_says_so_and_never_shows_the_sas():
+    t, dummy, dummy2 = transport([file_response(200, b'half a file', missing=100)])
+    body = t.open_file('https://blob.example/part-0.json.gz?sig=secret', 'Downloading file 1 of 1')
+    with pytest.raises(DownloadBrokenError, match='file 1 of 1 broke off before its end') as err:
+        while body.read(4):
+            pass
+    assert 'secret' not in str(err.value)
