@@ -1,6 +1,7 @@
 """Tests of the Defender/Entra emulator over real HTTPS, with requests and MSAL.
 
-Run, from the root of a clone: python -m pytest tests/emulator -q (conftest.py puts the package on sys.path)
+Run, from the root of a clone: python -m pytest tests/emulator -q (conftest.py puts the package on sys.path
+and holds the shared fixtures: emu, clock, http; emulator_helpers.py the shared helpers)
 The machine may export REQUESTS_CA_BUNDLE, which overrides a session's verify;
 every request here therefore passes verify= itself.
 """
@@ -22,76 +23,13 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from emulator_helpers import HERE, VerifyingSession, api, assert_api_error, bearer
 from mde_emulator import (CERT_PASSWORD, DEFAULT_SCOPE, FEDERATED_CLIENT_ID, SECRET_CLIENT_ID, SECRET_CLIENT_SECRET,
                           TENANT_DOMAIN, TENANT_ID, Emulator)
 from mde_emulator import data as data_module
 from mde_emulator.data import Dataset
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 WIN10 = "microsoft-_-windows_10"
-
-
-class VerifyingSession(requests.Session):
-    """Forces verify per request: a session-level verify loses against REQUESTS_CA_BUNDLE."""
-
-    def __init__(self, verify):
-        super().__init__()
-        self._forced_verify = verify
-
-    def request(self, method, url, *args, **kwargs):  # pylint: disable=arguments-differ
-        kwargs.setdefault("verify", self._forced_verify)
-        return super().request(method, url, *args, **kwargs)
-
-
-class FakeClock:
-    """Drives the emulator's 60-second windows without sleeping."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
-
-
-@pytest.fixture(scope="session")
-def state_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("emulator-state"))
-
-
-@pytest.fixture(scope="session")
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture(scope="session")
-def emu(state_dir, clock):
-    with Emulator(state_dir, seed=7, clock=clock) as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def clean(request):
-    if "emu" in request.fixturenames:
-        request.getfixturevalue("emu").reset()
-
-
-@pytest.fixture
-def http(emu):
-    with VerifyingSession(emu.ca_path) as session:
-        yield session
-
-
-def bearer(emu, client="secret", **kwargs):
-    return {"Authorization": "Bearer " + emu.issue_token(client, **kwargs)["access_token"]}
-
-
-def api(http, emu, path, client="secret", **kwargs):
-    headers = kwargs.pop("headers", None) or bearer(emu, client)
-    return http.get(emu.url + path, headers=headers, **kwargs)
 
 
 def token_post(http, emu, data, tenant=TENANT_ID, version="v2.0/"):
@@ -109,16 +47,6 @@ def msal_app(emu, client_id, credential):
     return msal.ConfidentialClientApplication(client_id, client_credential=credential, authority=emu.authority,
                                               instance_discovery=False, http_client=VerifyingSession(emu.ca_path),
                                               token_cache=msal.TokenCache())
-
-
-def assert_api_error(response, status, code, message=None):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "target"}
-    assert body["error"]["code"] == code
-    assert GUID.match(body["error"]["target"])
-    if message is not None:
-        assert body["error"]["message"] == message
 
 
 def assert_entra_error(response, status, error, code):
