@@ -191,3 +191,28 @@ def test_no_secret_token_or_sas_signature_in_verbose_output(ansible, emulator):
     text = run.output + json.dumps(run.result)
     assert secret not in text and not JWT.search(text)
     assert 'sig=' not in text and 'blob' not in text.lower() and emulator.files_url not in text
+
+
+@pytest.mark.parametrize('source,target,path', [
+    ('json', 'api', 'SoftwareVulnerabilitiesByMachine'),  # a page: 429 as everywhere else
+    ('files', 'api', 'SoftwareVulnerabilitiesExport'),    # the file list
+    ('files', 'files', 'part-00001'),                     # blob storage's ServerBusy on a download
+])
+def test_throttling_and_busy_answers_are_retried_on_every_export_route(ansible, emulator, source, target, path):
+    emulator.configure(fail_next=[{'path_regex': path, 'status': 429 if target == 'api' else 503, 'count': 2,
+                                   'retry_after': 1, 'target': target}])
+    run = read(ansible, source=source, page_size=400)
+    assert not run.result.get('failed'), run.result
+    assert per_device(run.result) == emulator.export_truth()
+    assert run.result['records_read'] == emulator.export_summary()['records']
+    assert emulator.stats()['faults_injected'], 'the fault must have been injected'
+    if target == 'api':
+        assert 'throttled' in run.output  # the one warning at the end of a throttled run
+
+
+def test_a_garbled_json_page_is_read_again(ansible, emulator):
+    emulator.configure(malformed_next=1)
+    run = read(ansible, page_size=400)
+    assert not run.result.get('failed'), run.result
+    assert per_device(run.result) == emulator.export_truth()
+    assert run.result['records_read'] == emulator.export_summary()['records']
