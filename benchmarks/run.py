@@ -12,8 +12,12 @@ settings:
   lookup and the ``defender.tvm.missing_kbs_info`` module over the same N software IDs, next to
   the lower bound the API allows;
 * rate-limit: N = 250 under a 100 calls / 60 s sliding window, the collection at its defaults;
-* fleet: ``defender.tvm.compliance`` (report mode) over inventories of simulated hosts, for the
-  ``software`` and ``device`` strategies.
+* fleet: ``defender.tvm.compliance`` (report mode) over inventories of simulated hosts (devices of
+  the emulator's generated fleet), for the ``software``, ``device`` and ``export`` strategies; the
+  device strategies only up to ``--fleet-device-max`` hosts, computed above it;
+* export-reader: the vulnerability export's reader (``plugins/module_utils/_export.py``) over
+  1,000,000 records, through JSON pages and through the files, each read in a process of its own
+  (benchmarks/export_reader.py) against the emulator in another.
 
 Every run is checked against the emulator's own data. Results are printed as tables and written
 as JSON under benchmarks/results/.
@@ -190,15 +194,56 @@ def schedule_bound(calls, latency, concurrency, budget, window=WINDOW_S, rule='s
     the client pacer's stricter rule: a call holds its slot until ``window`` after its response.
     Every call takes the same time, so sending each one as early as allowed is optimal.
     """
+    return windows_bound(calls, latency, concurrency, [(budget, window)] if budget else [], rule)
+
+
+def windows_bound(calls, latency, concurrency, limits, rule='server'):
+    """``schedule_bound`` under several sliding windows at once: ``limits`` is a list of
+    (calls, window seconds), e.g. Defender's 100 a minute and 1,500 an hour."""
     starts = []
     for index in range(calls):
         start = 0.0
         if index >= concurrency:
             start = max(start, starts[index - concurrency] + latency)
-        if budget and index >= budget:
-            start = max(start, starts[index - budget] + window + (latency if rule == 'pacer' else 0.0))
+        for budget, window in limits:
+            if budget and index >= budget:
+                start = max(start, starts[index - budget] + window + (latency if rule == 'pacer' else 0.0))
         starts.append(start)
     return starts[-1] + latency if starts else 0.0
+
+
+# Defender's documented call limits, per API (each API page documents its own): the machine and
+# software APIs 100 calls a minute and 1,500 an hour; the vulnerability export's JSON pages (and
+# its delta) 30 a minute and 1,000 an hour; its files route 5 a minute and 20 an hour
+# (get-assessment-software-vulnerabilities.md). The export's blob downloads are not API calls.
+DEFAULT_LIMITS = ((100, 60.0), (1500, 3600.0))
+ROUTE_LIMITS = {
+    'software_vulnerabilities_by_machine': ((30, 60.0), (1000, 3600.0)),
+    'software_vulnerability_changes_by_machine': ((30, 60.0), (1000, 3600.0)),
+    'software_vulnerabilities_export': ((5, 60.0), (20, 3600.0)),
+}
+# Pages that follow @odata.nextLink can only be asked for one after the other.
+SEQUENTIAL_ROUTES = ('software_vulnerabilities_by_machine', 'software_vulnerability_changes_by_machine')
+
+
+def budget_bounds(by_route, latency, concurrency):
+    """The least time the calls ``by_route`` (route -> calls) need under Defender's documented limits.
+
+    ``per_api_s``: each API has its own budget, as documented, and the routes run side by side
+    (the largest route's time). ``shared_s``: the machine and software calls share one budget of
+    100 a minute and 1,500 an hour (as the collection's one requests_per_minute pacer treats them),
+    side by side with the export's routes.
+    """
+    per_route = {}
+    for route, calls in by_route.items():
+        limits = ROUTE_LIMITS.get(route, DEFAULT_LIMITS)
+        per_route[route] = round(windows_bound(calls, latency, 1 if route in SEQUENTIAL_ROUTES else concurrency,
+                                               list(limits)), 1)
+    shared_calls = sum(c for r, c in by_route.items() if r not in ROUTE_LIMITS)
+    shared = [windows_bound(shared_calls, latency, concurrency, list(DEFAULT_LIMITS))] + \
+        [per_route[r] for r in by_route if r in ROUTE_LIMITS]
+    return {'per_api_s': max(per_route.values()) if per_route else 0.0, 'shared_s': round(max(shared), 1),
+            'by_route_s': per_route}
 
 
 def token_round_trip(emu, samples=5):
@@ -236,12 +281,18 @@ class Bench:
                                     check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
             log('collection layout: %s' % layout)
         self.start_faults = {'latency_ms': args.latency_ms, 'token_latency_ms': args.latency_ms}
-        log('building the emulator dataset (%d extra software, %d extra machines)'
-            % (args.extra_software, args.extra_machines))
+        log('building the emulator dataset (%d extra software, a generated fleet of %d devices)'
+            % (args.extra_software, args.fleet_devices))
         self.emu = Emulator(os.path.join(work, 'emulator'), seed=args.seed, extra_software=args.extra_software,
-                            extra_machines=args.extra_machines, **self.start_faults)
+                            fleet=args.fleet_devices, **self.start_faults)
         self.emu.start()
         log('emulator at %s (in this process)' % self.emu.url)
+        if args.fleet_devices and any(s.startswith('export') for s in args.fleet_strategies):
+            # Defender generates the export every few hours; it is there before the playbook asks.
+            started = time.monotonic()
+            summary = self.emu.prepare_export()
+            log('vulnerability export generated: %d records of %d devices in %.1f s'
+                % (summary['records'], summary['devices'], time.monotonic() - started))
         self.software = sorted(i for i in self.emu.data['software'] if re.search(r'_\d{5}$', i))
         self.counter = 0
 
@@ -289,6 +340,9 @@ class Bench:
             'token_requests': stats['token_requests'],
             'max_in_any_60s': stats['max_in_any_60s'],
             'max_concurrent': stats['max_concurrent'],
+            'export_records_served': dict((k, v) for k, v in stats.get('export_records_served', {}).items() if v),
+            'file_downloads': stats.get('file_downloads', 0),
+            'file_bytes_served': stats.get('file_bytes_served', 0),
             'log': name + '.log',
         })
         return run
@@ -426,37 +480,78 @@ def fleet_software(bench):
     return [s['id'] for s in catalogue[:10]]
 
 
+def fleet_hosts(bench, count):
+    """The first ``count`` devices of the emulator's generated fleet: (host name, device ID) pairs."""
+    fleet = bench.emu.dataset.fleet
+    if fleet is None or count > len(fleet.ids):
+        raise RuntimeError('the fleet scenario needs %d generated devices, the emulator has %d'
+                           % (count, len(fleet.ids) if fleet else 0))
+    return list(zip(fleet.names[:count], fleet.ids[:count]))
+
+
+def check_host_kbs(report, pairs, truth):
+    """Every host's KBs in the report against the export's ground truth (its device's getmissingkbs):
+    the number of hosts that match, and a few that do not."""
+    wrong = []
+    hosts = report.get('hosts') or {}
+    for name, device_id in pairs:
+        entry = hosts.get(name) or {}
+        expected = sorted('KB' + kb for kb in truth.get(device_id, {}))
+        found = sorted(entry.get('kbs') or {})
+        if found != expected or entry.get('device_id', device_id) != device_id:
+            wrong.append({'host': name, 'expected': expected, 'reported': found, 'status': entry.get('status')})
+    return len(pairs) - len(wrong), wrong[:5]
+
+
+FLEET_STRATEGY = {'software': ('software', None), 'device': ('device', None), 'device-ids': ('device', None),
+                  'export': ('export', 'json'), 'export-files': ('export', 'files')}
+
+
 def fleet_scenario(bench):
     args = bench.args
-    # extra_machines adds srv-1001 ... ws-NNNN (numbered from 1001), all in Defender under their FQDN.
-    synthetic = [(re.match(r'^(?:srv|ws)-(\d{4,})\.', m['computerDnsName']), m['computerDnsName'])
-                 for m in bench.emu.data['machines'].values()]
-    names = sorted(name for match, name in synthetic if match and int(match.group(1)) > 1000)
-    device_ids = dict((m['computerDnsName'], m['id']) for m in bench.emu.data['machines'].values())
+    latency = args.latency_ms / 1000.0
     software = fleet_software(bench)
     rows = []
     for strategy in args.fleet_strategies:
+        if strategy not in FLEET_STRATEGY:
+            raise RuntimeError('unknown fleet strategy %r (known: %s)' % (strategy, ', '.join(FLEET_STRATEGY)))
+        role_strategy, export_source = FLEET_STRATEGY[strategy]
         for count in args.fleet_sizes:
-            if count > len(names):
-                raise RuntimeError('the fleet scenario needs %d emulated machines, --extra-machines gives %d' % (count, len(names)))
-            hosts = dict((h, dict(UNREACHABLE_WINDOWS)) for h in names[:count])
+            pairs = fleet_hosts(bench, count)
+            if role_strategy == 'device' and count > args.fleet_device_max:
+                # Not run: hours under Defender's budgets. Its calls are known: a name lookup (device) and
+                # the missing KBs, per host.
+                by_route = {'machine_missing_kbs': count}
+                if strategy == 'device':
+                    by_route['machine'] = count
+                bounds = budget_bounds(by_route, latency, args.max_concurrency)
+                row = {'strategy': strategy, 'hosts': count, 'run': False, 'correct': True, 'api_requests': sum(by_route.values()),
+                       'api_by_route': by_route, 'min_s_under_budgets': bounds['per_api_s'],
+                       'min_s_under_shared_budget': bounds['shared_s'], 'budget_bounds': bounds,
+                       'min_s_under_100_per_min': round(schedule_bound(sum(by_route.values()), latency, args.max_concurrency, 100), 1)}
+                rows.append(row)
+                log('fleet %-12s %5d hosts: not run (--fleet-device-max %d); %d calls need at least %.0f s under the budgets'
+                    % (strategy, count, args.fleet_device_max, row['api_requests'], bounds['per_api_s']))
+                continue
+            hosts = dict((name, dict(UNREACHABLE_WINDOWS)) for name, dummy in pairs)
             if strategy == 'device-ids':
                 # the device strategy with each host's Defender device ID in the inventory (as a dynamic
                 # inventory would give it): no name lookups
-                for name, host_vars in hosts.items():
-                    host_vars['kb_patching_device_name'] = device_ids[name]
+                for name, device_id in pairs:
+                    hosts[name]['kb_patching_device_name'] = device_id
             inventory = os.path.join(bench.work, 'fleet-%s-%d.inventory.yml' % (strategy, count))
             with open(inventory, 'w') as handle:
                 yaml.safe_dump({'all': {'children': {'windows': {'hosts': hosts}}}}, handle)
             report_dir = os.path.join(bench.work, 'fleet-%s-%d-reports' % (strategy, count))
             shutil.rmtree(report_dir, ignore_errors=True)
-            variables = {'kb_patching_strategy': 'device' if strategy == 'device-ids' else strategy,
-                         'kb_patching_report_dir': report_dir}
-            if strategy == 'software':
+            variables = {'kb_patching_strategy': role_strategy, 'kb_patching_report_dir': report_dir}
+            if role_strategy == 'software':
                 variables['kb_patching_software_ids'] = software
+            if export_source:
+                variables['kb_patching_export_source'] = export_source
             bench.prepare()
             # The fleet runs without a call budget on the emulator (the device strategy needs two calls per host);
-            # the collection is told so. The budget's cost is given as a bound instead.
+            # the collection is told so. The budgets' cost is given as a bound instead.
             run = bench.playbook('defender.tvm.compliance', variables, inventory=inventory, tag='fleet-%s-%d' % (strategy, count),
                                  env={'MDE_REQUESTS_PER_MINUTE': '0'})
             report = None
@@ -467,20 +562,199 @@ def fleet_scenario(bench):
             # rc 2: the gate failed non-compliant hosts, as it should; anything else is a failure.
             run['correct'] = bool(report and report['summary']['hosts'] == count and run['rc'] in (0, 2)
                                   and 'unreachable=1' not in run['output'])
+            if report and role_strategy in ('device', 'export'):
+                # Each host's own KBs: the export's ground truth (the same as each device's getmissingkbs).
+                truth = bench.emu.export_truth([device_id for dummy, device_id in pairs])
+                matched, wrong = check_host_kbs(report, pairs, truth)
+                run.update({'hosts_matching_truth': matched, 'hosts_not_matching_truth': wrong,
+                            'host_kb_pairs_expected': sum(len(v) for v in truth.values())})
+                run['correct'] = run['correct'] and matched == count and not report['summary'].get('not_in_defender')
             run['report_summary'] = report and report['summary']
             if not run['correct']:
                 run['error_tail'] = run['output'][-3000:]
             calls = run['api_requests']
-            run.update({'strategy': strategy, 'hosts': count, 'software_ids': len(software) if strategy == 'software' else 0,
-                        'min_s_under_100_per_min': round(schedule_bound(calls, args.latency_ms / 1000.0, args.max_concurrency,
-                                                                        100), 1)})
+            bounds = budget_bounds(run['api_by_route'], latency, args.max_concurrency)
+            run.update({'strategy': strategy, 'hosts': count, 'run': True,
+                        'software_ids': len(software) if strategy == 'software' else 0,
+                        'export_source': export_source, 'export_records_served': run.get('export_records_served'),
+                        'min_s_under_budgets': bounds['per_api_s'], 'min_s_under_shared_budget': bounds['shared_s'],
+                        'budget_bounds': bounds,
+                        'min_s_under_100_per_min': round(schedule_bound(calls, latency, args.max_concurrency, 100), 1)})
             rows.append(strip(run))
-            log('fleet %-8s %5d hosts: %7.2f s, %d calls %s, %d token(s), peak RSS %.0f MB, rc %d%s'
+            log('fleet %-12s %5d hosts: %7.2f s, %d calls %s, %d token(s), peak RSS %.0f MB, rc %d, min. %.1f s under '
+                'the budgets%s%s'
                 % (strategy, count, run['wall_s'], calls, run['api_by_route'], run['token_requests'], run['peak_rss_mb'],
-                   run['rc'], '' if run['correct'] else '  FAILED'))
+                   run['rc'], bounds['per_api_s'],
+                   ', %d/%d hosts match the truth' % (run['hosts_matching_truth'], count) if 'hosts_matching_truth' in run else '',
+                   '' if run['correct'] else '  FAILED'))
             for entry in run.get('task_times', [])[:6]:
                 log('    %7.2f s  %s' % (entry['s'], entry['task']))
-    return {'software_ids': software, 'rows': rows}
+    return {'software_ids': software, 'hosts': 'the first N devices of the emulator\'s generated fleet (fleet=%d)'
+            % args.fleet_devices, 'rows': rows}
+
+
+# -- the export reader: 1,000,000 records, the emulator in a process of its own ----------------------
+
+class EmulatorProcess:
+    """``python -m mde_emulator`` in a process of its own, its export generated before the ready line."""
+
+    def __init__(self, state_dir, log_path, options):
+        command = [sys.executable, '-m', 'mde_emulator', '--state-dir', state_dir, '--prepare-export']
+        for key, value in options.items():
+            command += ['--' + key.replace('_', '-'), str(value)]
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, 'tests', 'emulator'))
+        self.log = open(log_path, 'w')  # pylint: disable=consider-using-with
+        self.proc = subprocess.Popen(command, cwd=os.path.join(ROOT, 'tests', 'emulator'), env=env,  # pylint: disable=consider-using-with
+                                     stdout=subprocess.PIPE, stderr=self.log, universal_newlines=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError('the emulator process exited before it was ready; see %s' % log_path)
+        self.info = json.loads(line)
+        import requests  # pylint: disable=import-outside-toplevel
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = self.info['ca_path']
+
+    def admin(self, method, name, payload=None):
+        response = self.session.request(method, self.info['url'] + '/_emulator/' + name, json=payload, timeout=600)
+        response.raise_for_status()
+        return response.json()
+
+    def credentials_env(self):
+        app = self.info['clients']['secret']
+        return {'MDE_TENANT_ID': self.info['tenant_id'], 'MDE_CLIENT_ID': app['client_id'],
+                'MDE_CLIENT_SECRET': app['client_secret'], 'MDE_API_URL': self.info['url'],
+                'MDE_AUTHORITY_URL': self.info['url'], 'MDE_CA_PATH': self.info['ca_path']}
+
+    def stop(self):
+        self.session.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def truth_digest(truth):
+    """What benchmarks/export_reader.py prints for a correct read: the SHA-1 of the sorted
+    ``device kb count`` lines of every device with a KB."""
+    lines = sorted('%s %s %d' % (device, kb, count) for device, kbs in truth.items() for kb, count in kbs.items())
+    return len(lines), hashlib.sha1('\n'.join(lines).encode('utf-8')).hexdigest()
+
+
+def process_cpu(pid):
+    """User + system seconds of a live process (its threads included), from /proc."""
+    with open('/proc/%d/stat' % pid, 'rb') as handle:
+        data = handle.read()
+    fields = data[data.rindex(b')') + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf('SC_CLK_TCK'))
+
+
+def top_functions(path, count=25):
+    """The functions with the most own time in a cProfile stats file."""
+    import pstats  # pylint: disable=import-outside-toplevel
+    stats = pstats.Stats(path)
+    rows = []
+    for (filename, line, name), (dummy, calls, own, cumulative, dummy2) in stats.stats.items():
+        rows.append({'function': '%s:%d(%s)' % (os.path.relpath(filename, ROOT) if filename.startswith(ROOT) else filename, line, name),
+                     'calls': calls, 'own_s': round(own, 3), 'cumulative_s': round(cumulative, 3)})
+    rows.sort(key=lambda r: -r['own_s'])
+    return rows[:count]
+
+
+def export_reader_scenario(bench):
+    """The reader (plugins/module_utils/_export.py) over 1,000,000 records, through JSON pages and
+    through the files, each read in a process of its own against the emulator in another."""
+    args = bench.args
+    options = {'seed': args.seed, 'fleet': args.reader_fleet, 'export_parts': args.reader_export_parts,
+               'latency_ms': args.latency_ms, 'token_latency_ms': args.latency_ms}
+    if args.reader_findings_per_device:
+        options['findings_per_device'] = args.reader_findings_per_device
+    state = os.path.join(args.export_cache, 'reader-%dx%s-p%d' % (args.reader_fleet, args.reader_findings_per_device or 'drawn',
+                                                                  args.reader_export_parts))
+    log('export reader: starting the emulator in its own process (fleet %d, %s findings per device, %d part files); '
+        'the export is generated into %s unless it is there already' % (
+            args.reader_fleet, args.reader_findings_per_device or 'drawn', args.reader_export_parts, state))
+    started = time.monotonic()
+    emu = EmulatorProcess(state, os.path.join(bench.work, 'reader-emulator.log'), options)
+    try:
+        log('emulator ready in %.1f s (pid %d)' % (time.monotonic() - started, emu.info['pid']))
+        summary = emu.admin('GET', 'export')
+        started = time.monotonic()
+        expected = truth_digest(emu.admin('POST', 'export-truth', {}))
+        log('export: %d records of %d devices, %d KB findings, %d files (%.1f MB); ground truth: %d (device, KB) pairs '
+            '(%.1f s)' % (summary['records'], summary['devices'], summary['kb_findings_total'], len(summary['files']),
+                          summary['file_bytes'] / MB, expected[0], time.monotonic() - started))
+        env = playbook_env(bench.collections, bench.work)
+        env.update(emu.credentials_env())
+        runs = []
+        for source in args.reader_sources:
+            for index in range(args.reader_runs + (1 if args.reader_profile else 0)):
+                profile = args.reader_profile and index == args.reader_runs
+                emu.admin('POST', 'reset')
+                command = [sys.executable, os.path.join(HERE, 'export_reader.py'), '--collections', bench.collections,
+                           '--source', source, '--page-size', str(args.reader_page_size)]
+                profile_path = os.path.join(bench.work, 'reader-%s.prof' % source)
+                if profile:
+                    command += ['--profile', profile_path]
+                load_before = os.getloadavg()
+                emulator_cpu = process_cpu(emu.proc.pid)
+                log_path = os.path.join(bench.work, 'reader-%s-%d%s.log' % (source, index + 1, '-profile' if profile else ''))
+                run = run_measured(command, env, bench.work, log_path, args.timeout)
+                emulator_cpu = process_cpu(emu.proc.pid) - emulator_cpu
+                found = re.search(r'^EXPORT_READ (.*)$', run['output'], re.M)
+                read = json.loads(found.group(1)) if found else {}
+                stats = emu.admin('GET', 'stats')
+                read.update({'run': index + 1, 'profiled': bool(profile), 'process_wall_s': run['wall_s'], 'rc': run['rc'],
+                             'sampled_peak_rss_mb': run['peak_rss_mb'],
+                             'emulator_cpu_s': round(emulator_cpu, 2), 'loadavg_before': [round(v, 2) for v in load_before],
+                             'loadavg_after': [round(v, 2) for v in os.getloadavg()],
+                             'api_by_route': dict((k, v) for k, v in stats['api_by_route'].items() if v),
+                             'token_requests': stats['token_requests'], 'file_downloads': stats.get('file_downloads', 0),
+                             'file_bytes_served': stats.get('file_bytes_served', 0), 'status_429': stats['status_counts'].get('429', 0),
+                             'log': os.path.basename(log_path)})
+                read['correct'] = bool(run['rc'] == 0 and found and read['records_read'] == summary['records']
+                                       and (read['kb_pairs'], read['digest']) == expected)
+                if not read['correct']:
+                    read['error_tail'] = run['output'][-3000:]
+                if profile:
+                    read['top_functions'] = top_functions(profile_path)
+                runs.append(read)
+                log('reader %-5s %s: %s records in %.2f s (%.0f records/s), CPU %.2f s (%.0f records per CPU s), RSS %.0f -> '
+                    '%.0f MB (+%.0f MB), %s calls, emulator CPU %.1f s, load %.1f%s' % (
+                        source, 'profiled' if profile else 'run %d' % (index + 1), read.get('records_read'), read.get('wall_s', 0),
+                        read.get('records_per_s') or 0, read.get('cpu_s', 0), read.get('records_per_cpu_s') or 0,
+                        read.get('rss_before_mb', 0), read.get('peak_rss_mb', 0), read.get('rss_growth_mb', 0),
+                        read['api_by_route'], emulator_cpu, load_before[0], '' if read['correct'] else '  WRONG OR FAILED'))
+                if profile:
+                    for entry in read['top_functions'][:10]:
+                        log('    %7.2f s own %9d calls  %s' % (entry['own_s'], entry['calls'], entry['function']))
+    finally:
+        emu.stop()
+    latency = args.latency_ms / 1000.0
+    summaries = []
+    for source in args.reader_sources:
+        measured = [r for r in runs if r['source'] == source and not r['profiled']]
+        if not measured:
+            continue
+        best = dict(measured[0])
+        middle = sorted(measured, key=lambda r: r['wall_s'])[len(measured) // 2]
+        summaries.append({
+            'source': source, 'runs': len(measured), 'median_wall_s': middle['wall_s'], 'walls_s': [r['wall_s'] for r in measured],
+            'records': summary['records'], 'median_records_per_s': middle['records_per_s'], 'cpu_s_of_median': middle['cpu_s'],
+            'records_per_cpu_s_of_median': middle['records_per_cpu_s'],
+            'max_rss_growth_mb': max(r['rss_growth_mb'] for r in measured),
+            'rss_before_mb': best['rss_before_mb'], 'max_peak_rss_mb': max(r['peak_rss_mb'] for r in measured),
+            'api_by_route': best['api_by_route'], 'file_downloads': best['file_downloads'],
+            'min_s_under_budgets': budget_bounds(best['api_by_route'], latency, args.max_concurrency)['per_api_s'],
+            'all_correct': all(r['correct'] for r in measured)})
+    return {'emulator': dict(options, process='its own (python -m mde_emulator --prepare-export)'),
+            'export': dict((k, v) for k, v in summary.items() if k not in ('files', 'directory')),
+            'files': len(summary['files']), 'page_size': args.reader_page_size, 'expected_kb_pairs': expected[0],
+            'summaries': summaries, 'runs': runs}
 
 
 # -- tables and targets -----------------------------------------------------------------------------
@@ -517,18 +791,49 @@ def rate_limit_table(scenario):
     return '\n'.join(lines)
 
 
+def _duration(seconds):
+    if seconds < 10:
+        return '%.2f s' % seconds
+    if seconds < 120:
+        return '%.1f s' % seconds
+    if seconds < 7200:
+        return '%.1f min' % (seconds / 60.0)
+    return '%.1f h' % (seconds / 3600.0)
+
+
 def fleet_table(scenario):
     lines = ['| strategy | hosts | wall (s) | API calls | calls by route | token requests | peak RSS (MB) | '
-             'min. time under 100 calls/min (s) | result |',
+             'min. time under Defender\'s budgets | result |',
              '|---|---:|---:|---:|---|---:|---:|---:|---|']
     for row in scenario['rows']:
         routes = ', '.join('%s %d' % item for item in sorted(row['api_by_route'].items()))
+        if not row.get('run', True):
+            lines.append('| %s | %d | not run | %d | %s | | | %s | computed |' % (
+                row['strategy'], row['hosts'], row['api_requests'], routes, _duration(row['min_s_under_budgets'])))
+            continue
         summary = row['report_summary'] or {}
         result = ('%d hosts reported, %d non-compliant' % (summary.get('hosts', 0), summary.get('noncompliant', 0))
                   if row['correct'] else 'FAILED')
-        lines.append('| %s | %d | %.1f | %d | %s | %d | %.0f | %.1f | %s |' % (
+        if 'hosts_matching_truth' in row and row['correct']:
+            result += '; every host\'s KBs as in the export\'s truth'
+        lines.append('| %s | %d | %.1f | %d | %s | %d | %.0f | %s | %s |' % (
             row['strategy'], row['hosts'], row['wall_s'], row['api_requests'], routes, row['token_requests'],
-            row['peak_rss_mb'], row['min_s_under_100_per_min'], result))
+            row['peak_rss_mb'], _duration(row['min_s_under_budgets']), result))
+    return '\n'.join(lines)
+
+
+def reader_table(scenario):
+    lines = ['| route | records | runs (s) | median wall (s) | records/s | CPU (s) | records per CPU s | RSS before (MB) | '
+             'peak RSS growth (MB) | calls | result |',
+             '|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|']
+    for data in scenario['summaries']:
+        calls = ', '.join('%s %d' % item for item in sorted(data['api_by_route'].items()))
+        if data['file_downloads']:
+            calls += ', %d file downloads' % data['file_downloads']
+        lines.append('| %s | %d | %s | %.2f | %.0f | %.2f | %.0f | %.0f | %.0f | %s | %s |' % (
+            data['source'], data['records'], ' / '.join('%.1f' % w for w in data['walls_s']), data['median_wall_s'],
+            data['median_records_per_s'], data['cpu_s_of_median'], data['records_per_cpu_s_of_median'], data['rss_before_mb'],
+            data['max_rss_growth_mb'], calls, 'correct' if data['all_correct'] else 'FAILED'))
     return '\n'.join(lines)
 
 
@@ -581,6 +886,13 @@ def targets(results):
             found.append(('fleet: device strategy with device IDs makes one API call per host',
                           all(r['api_requests'] == r['hosts'] for r in by_id),
                           ', '.join('%d hosts: %d' % (r['hosts'], r['api_requests']) for r in by_id)))
+        for strategy in ('export', 'export-files'):
+            rows = [r for r in fleet['rows'] if r['strategy'] == strategy]
+            if len(rows) > 1:
+                found.append(('fleet: %s strategy API calls do not depend on the host count' % strategy,
+                              len(set(r['api_requests'] for r in rows)) == 1 and all(r['correct'] for r in rows),
+                              ', '.join('%d hosts: %d' % (r['hosts'], r['api_requests']) for r in rows)))
+        fleet = dict(fleet, rows=[r for r in fleet['rows'] if r.get('run', True)])
         for row in fleet['rows']:
             if row['hosts'] == 1000:
                 found.append(('fleet %s strategy, %d hosts, report mode, under 2 minutes' % (row['strategy'], row['hosts']),
@@ -589,9 +901,23 @@ def targets(results):
                 before = FLEET_1000_BEFORE[row['strategy']]
                 found.append(('fleet %s strategy, 1,000 hosts: no slower than role 1.1 (%.1f s)' % (row['strategy'], before),
                               row['wall_s'] <= before * 1.05 and row['correct'], '%.1f s' % row['wall_s']))
+            if row['hosts'] >= 10000 and row['strategy'].startswith('export'):
+                found.append(('fleet %s strategy, %d hosts, report mode, under 90 s end to end' % (row['strategy'], row['hosts']),
+                              row['wall_s'] < 90 and row['correct'], '%.1f s, %d calls' % (row['wall_s'], row['api_requests'])))
             if row['hosts'] >= 10000 and row['strategy'] == 'software':
                 found.append(('fleet software strategy, %d hosts, report mode, under 60 s' % row['hosts'],
                               row['wall_s'] < 60 and row['correct'], '%.1f s, %d calls' % (row['wall_s'], row['api_requests'])))
+    reader = results.get('export_reader')
+    for data in (reader or {}).get('summaries', []):
+        if data['records'] < 1000000:
+            continue  # the floors are set at 1,000,000 records (--quick reads a small export)
+        found.append(('export reader, %s route, %d records: at least 30,000 records a second on one core' % (data['source'], data['records']),
+                      data['median_records_per_s'] >= 30000 and data['all_correct'],
+                      '%.0f records/s (%.2f s wall, %.2f s CPU: %.0f records per CPU second)' % (
+                          data['median_records_per_s'], data['median_wall_s'], data['cpu_s_of_median'], data['records_per_cpu_s_of_median'])))
+        found.append(('export reader, %s route, %d records: peak RSS growth under 250 MB' % (data['source'], data['records']),
+                      data['max_rss_growth_mb'] < 250 and data['all_correct'],
+                      '+%.0f MB (%.0f MB before the read)' % (data['max_rss_growth_mb'], data['rss_before_mb'])))
     return [{'target': t, 'met': bool(m), 'evidence': e} for t, m, e in found]
 
 
@@ -653,13 +979,31 @@ def parse_args(argv):
                         help='the emulator\'s calls per 60 s sliding window in the main scenario, and the collection\'s '
                              'requests_per_minute (default 100, the collection\'s default; 0: none)')
     parser.add_argument('--max-concurrency', type=int, default=8, help='the collection\'s max_concurrency, for the bound (default 8)')
-    parser.add_argument('--scenarios', type=_names, default=['main', 'rate-limit', 'fleet'], help='main,rate-limit,fleet')
+    parser.add_argument('--scenarios', type=_names, default=['main', 'rate-limit', 'fleet', 'export-reader'],
+                        help='main,rate-limit,fleet,export-reader')
     parser.add_argument('--rate-limit-n', type=int, default=250)
     parser.add_argument('--rate-limit-runs', type=int, default=1)
     parser.add_argument('--rate-limit-variants', type=_names, default=['lookup', 'module'])
     parser.add_argument('--fleet-sizes', type=_sizes, default=[10, 200, 1000])
-    parser.add_argument('--fleet-strategies', type=_names, default=['software', 'device', 'device-ids'],
-                        help='software,device,device-ids (the device strategy with device IDs in the inventory)')
+    parser.add_argument('--fleet-strategies', type=_names, default=['software', 'device', 'device-ids', 'export'],
+                        help='software,device,device-ids,export,export-files (device-ids: the device strategy with device '
+                             'IDs in the inventory; export: the export strategy on JSON pages, export-files: on the files)')
+    parser.add_argument('--fleet-device-max', type=int, default=1000,
+                        help='run the device strategies up to this many hosts; above it only their calls and the least '
+                             'time they need under the budgets are computed (default 1000)')
+    parser.add_argument('--reader-fleet', type=int, default=50000,
+                        help='export reader: devices of the generated fleet (default 50000)')
+    parser.add_argument('--reader-findings-per-device', type=int, default=20,
+                        help='export reader: records per device (default 20: 50,000 x 20 = 1,000,000 records; 0: as drawn)')
+    parser.add_argument('--reader-export-parts', type=int, default=8, help='export reader: part files of the files route (default 8)')
+    parser.add_argument('--reader-sources', type=_names, default=['json', 'files'], help='json,files')
+    parser.add_argument('--reader-runs', type=int, default=3, help='export reader: measured reads per route (default 3)')
+    parser.add_argument('--reader-page-size', type=int, default=50000, help='export reader: pageSize of the JSON route (default 50000)')
+    parser.add_argument('--reader-profile', action='store_true',
+                        help='export reader: one more read per route under cProfile; the top functions go to the JSON')
+    parser.add_argument('--export-cache', default=os.path.join(ROOT, '.work', 'bench-export-cache'),
+                        help='the export reader emulator\'s state dir parent: the generated export is kept there and '
+                             'reused (its directory is named after the data\'s fingerprint); default .work/bench-export-cache')
     parser.add_argument('--task-times', action='store_true',
                         help='record how long each task takes (benchmarks/callback_plugins/task_times.py) in the JSON')
     parser.add_argument('--seed', type=int, default=20240213)
@@ -667,14 +1011,18 @@ def parse_args(argv):
     parser.add_argument('--collections-path',
                         help='use this ANSIBLE_COLLECTIONS_PATH (holding defender.tvm) instead of mirroring the repository')
     parser.add_argument('--work-dir', default=os.path.join(ROOT, '.work', 'bench'), help='scratch space (default .work/bench)')
+    parser.add_argument('--note', help='a note kept in the JSON (e.g. what else ran on the machine)')
     parser.add_argument('--output', help='the JSON file to write (default benchmarks/results/<date>-<machine>.json)')
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.runs, args.fleet_sizes = [10], 1, [10]
+        args.reader_fleet, args.reader_runs = 2000, 1
         args.scenarios = [s for s in args.scenarios if s != 'rate-limit']
     needed_software = max(args.sizes + [args.rate_limit_n if 'rate-limit' in args.scenarios else 0])
     args.extra_software = max(needed_software, 10)
-    args.extra_machines = max(args.fleet_sizes) if 'fleet' in args.scenarios else 0
+    # The fleet scenario's hosts are devices of the emulator's generated fleet (fleet.py), every one
+    # of them in the vulnerability export; the largest host count is the fleet's size.
+    args.fleet_devices = max(args.fleet_sizes) if 'fleet' in args.scenarios else 0
     return args
 
 
@@ -686,11 +1034,20 @@ def main(argv=None):
     shutil.rmtree(args.work_dir, ignore_errors=True)
     os.makedirs(args.work_dir)
     bench = Bench(args, args.work_dir)
+    # The tree is shared with other work: which reader was measured, exactly.
+    measured = {}
+    for name in ('plugins/module_utils/_export.py', 'plugins/module_utils/_client.py', 'plugins/module_utils/_transport.py'):
+        path = os.path.join(bench.collections, 'ansible_collections', 'defender', 'tvm', name)
+        if os.path.exists(path):
+            with open(path, 'rb') as handle:
+                measured[name] = hashlib.sha1(handle.read()).hexdigest()
     results = {'started': started.isoformat(timespec='seconds'), 'machine': info, 'commit': git_commit(),
                'settings': {'latency_ms': args.latency_ms, 'token_latency_ms': args.latency_ms, 'budget_per_60s': args.budget,
                             'max_concurrency': args.max_concurrency, 'runs': args.runs, 'seed': args.seed,
                             'sizes': args.sizes, 'emulator': 'in the harness process, 127.0.0.1',
                             'collections_path': args.collections_path or 'the repository, mirrored by scripts/layout.py',
+                            'fleet_devices': args.fleet_devices, 'note': args.note, 'measured_files_sha1': measured,
+                            'loadavg_at_start': [round(v, 2) for v in os.getloadavg()],
                             'rss': 'peak of the RSS summed over the ansible-playbook process and all its forks, sampled every 50 ms '
                                    '(PSS and the largest single process are in the runs)'}}
     try:
@@ -703,9 +1060,12 @@ def main(argv=None):
             results['rate_limit'] = rate_limit_scenario(bench, parts)
         if 'fleet' in args.scenarios:
             results['fleet'] = fleet_scenario(bench)
+        if 'export-reader' in args.scenarios:
+            results['export_reader'] = export_reader_scenario(bench)
     finally:
         bench.close()
     results['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
+    results['settings']['loadavg_at_end'] = [round(v, 2) for v in os.getloadavg()]
     results['targets'] = targets(results)
 
     print()
@@ -719,6 +1079,10 @@ def main(argv=None):
     if 'fleet' in results:
         print('\nFleet: defender.tvm.compliance, report mode, %d software IDs (software strategy)\n' % len(results['fleet']['software_ids']))
         print(fleet_table(results['fleet']))
+    if 'export_reader' in results:
+        print('\nExport reader: %d records of %d devices, each route read in a process of its own\n'
+              % (results['export_reader']['export']['records'], results['export_reader']['export']['devices']))
+        print(reader_table(results['export_reader']))
     print('\nTargets:')
     for target in results['targets']:
         print('  [%s] %s: %s' % ('met' if target['met'] else 'MISSED', target['target'], target['evidence']))
@@ -733,6 +1097,7 @@ def main(argv=None):
     failed = any(not d['all_correct'] for r in results.get('main', []) for d in r['variants'].values())
     failed = failed or any(not d['all_correct'] for d in (results.get('rate_limit') or {}).get('variants', []))
     failed = failed or any(not r['correct'] for r in (results.get('fleet') or {}).get('rows', []))
+    failed = failed or any(not r['correct'] for r in (results.get('export_reader') or {}).get('runs', []))
     return 1 if failed else 0
 
 

@@ -11,10 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import codecs
 import datetime
-import json
-import re
 import threading
 
 from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
@@ -72,133 +69,6 @@ def clean_ids(values, name):
     return seen
 
 
-_JSON_WHITESPACE_RE = re.compile(r'[ \t\n\r]*')
-_JSON_DECODER = json.JSONDecoder()
-_PAGE_CHUNK = 1 << 16
-_COMPACT_AT = 1 << 20
-
-
-class _StreamedJson:
-    """A response body's text, decoded as it arrives, and JSON values read from it one at a time."""
-
-    def __init__(self, chunks, decoder):
-        self._chunks = chunks
-        self._decoder = decoder
-        self.text = ''
-        self.pos = 0
-        self.eof = False
-
-    def more(self):
-        """Decode the next chunk onto the text; False at the end of the body."""
-        if self.eof:
-            return False
-        if self.pos > _COMPACT_AT:
-            self.text, self.pos = self.text[self.pos:], 0
-        for chunk in self._chunks:
-            if chunk:
-                self.text += self._decoder.decode(chunk)
-                return True
-        self.text += self._decoder.decode(b'', True)
-        self.eof = True
-        return True
-
-    def peek(self):
-        """The next character that is not JSON whitespace ('' at the end of the body)."""
-        while True:
-            self.pos = _JSON_WHITESPACE_RE.match(self.text, self.pos).end()
-            if self.pos < len(self.text):
-                return self.text[self.pos]
-            if not self.more():
-                return ''
-
-    def take(self, expected):
-        if self.peek() not in expected:
-            raise ValueError('JSON: expected %s at character %d of a page' % (' or '.join(expected), self.pos))
-        self.pos += 1
-        return self.text[self.pos - 1]
-
-    def value(self):
-        """The next JSON value, as json.loads reads it (the same decoder)."""
-        self.peek()
-        while True:
-            try:
-                value, end = _JSON_DECODER.raw_decode(self.text, self.pos)
-            except ValueError:
-                if not self.more():
-                    raise
-                continue
-            if end == len(self.text) and self.more():
-                continue  # a number or a literal may go on in the next chunk: read it again
-            self.pos = end
-            return value
-
-    def rest(self):
-        while self.more():
-            pass
-        return self.text[self.pos:]
-
-
-def parse_odata_page(response, on_item):
-    """The body of an OData page read as it arrives: each item of its ``value`` list is given to
-    ``on_item`` as soon as it is decoded and is not kept, so the page is never held in memory.
-    Returns the body with ``value`` as an empty list (its other keys as they are).
-
-    What it accepts and refuses is what ``response.json()`` does (the same decoder, item by item):
-    a body that is not valid JSON raises ValueError, so ``Transport.get_json`` reads it again. A body
-    that is not an object, or without a charset (requests would guess its encoding from the whole
-    body), is read whole and decoded as ``response.json()`` decodes it.
-    """
-    encoding = response.encoding
-    decoder = None
-    if encoding:
-        try:
-            decoder = codecs.getincrementaldecoder(encoding)(errors='replace')
-        except LookupError:  # requests' .text: an unknown charset is read as UTF-8
-            decoder = codecs.getincrementaldecoder('utf-8')(errors='replace')
-    if decoder is None:
-        body = response.json()
-        return _items_to(body, on_item)
-    stream = _StreamedJson(response.iter_content(_PAGE_CHUNK), decoder)
-    if stream.peek() != '{':
-        return _items_to(json.loads(stream.rest()), on_item)
-    stream.pos += 1
-    body = {}
-    if stream.peek() == '}':
-        stream.pos += 1
-    else:
-        while True:
-            if stream.peek() != '"':
-                raise ValueError('JSON: expected a property name at character %d of a page' % stream.pos)
-            key = stream.value()
-            stream.take(':')
-            if key == 'value' and stream.peek() == '[':
-                stream.pos += 1
-                if stream.peek() == ']':
-                    stream.pos += 1
-                else:
-                    while True:
-                        on_item(stream.value())
-                        if stream.take(',]') == ']':
-                            break
-                body[key] = []
-            else:
-                body[key] = stream.value()
-            if stream.take(',}') == '}':
-                break
-    if stream.peek() != '':
-        raise ValueError('JSON: extra data at character %d of a page' % stream.pos)
-    return body
-
-
-def _items_to(body, on_item):
-    """A body read whole: its ``value`` items to ``on_item``, as parse_odata_page gives them."""
-    if isinstance(body, dict) and isinstance(body.get('value'), list):
-        for item in body['value']:
-            on_item(item)
-        body = dict(body, value=[])
-    return body
-
-
 class DefenderClient:
     """Options in, API data out: auth, pacing, retries, paging and concurrency in one place."""
 
@@ -231,15 +101,11 @@ class DefenderClient:
             url += '?' + urlencode(sorted(query.items()), quote_via=quote, safe="$,'()")
         return url
 
-    # pages() and get() take ``parse``: a reader may consume a body as it arrives (parse_odata_page).
-    streams_pages = True
-
     def get(self, url, what, permission, resource_id=None, budget=None, parse=None):
         """The JSON body at ``url``. ``budget`` names an endpoint's own call limits (``BUDGETS`` of
         the transport), kept on top of requests_per_minute. ``parse(response)``, if given, reads the
-        body instead of ``response.json()`` (see ``Transport.get_json``)."""
-        if parse is None:
-            return self.transport.get_json(url, what, permission, resource_id, budget)
+        body instead of ``response.json()`` as it arrives (``Transport.get_json``; the export's pages
+        with ``_json_stream.parse_odata_page``)."""
         return self.transport.get_json(url, what, permission, resource_id, budget, parse=parse)
 
     def known(self, call, *args, **kwargs):
@@ -273,7 +139,7 @@ class DefenderClient:
     def pages(self, url, what, permission, resource_id=None, budget=None, parse=None):
         """The pages (``value`` lists) of an OData collection, one at a time, following
         ``@odata.nextLink`` to the end: a reader that streams never holds them all. With ``parse``
-        (``get``), each page's body is what ``parse`` makes of it, e.g. ``parse_odata_page``'s."""
+        (``get``), each page's body is what ``parse`` makes of it."""
         seen = set()
         while url:
             body = self.get(url, what, permission, resource_id, budget, parse=parse)

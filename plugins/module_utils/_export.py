@@ -27,7 +27,7 @@ import json
 import re
 import zlib
 
-from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, parse_odata_page, utc_now
+from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, utc_now
 from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, DeviceNames, name_candidates, only_device
 from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     ConfigurationError,
@@ -35,6 +35,7 @@ from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     ResponseError,
     SasExpiredError,
 )
+from ansible_collections.defender.tvm.plugins.module_utils._json_stream import parse_odata_page
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_rank
 
 VULNERABILITY_PERMISSION = 'Vulnerability.Read.All'
@@ -201,7 +202,7 @@ class _JsonPage:
         self.findings = None
 
     def __call__(self, response):
-        findings = self.findings = DeviceFindings(self._keep)
+        self.findings = DeviceFindings(self._keep)
         failed = []
 
         def add(record):
@@ -209,11 +210,15 @@ class _JsonPage:
             # but only once the page is known to be valid JSON (an invalid page is read again).
             if not failed:
                 try:
-                    findings.add(record)
+                    self.findings.add(record)
                 except Exception as exc:  # pylint: disable=broad-except
                     failed.append(exc)
 
-        body = parse_odata_page(response, add)
+        def restart():  # a second "value" in the body: json.loads would keep only that one
+            self.findings = DeviceFindings(self._keep)
+            del failed[:]
+
+        body = parse_odata_page(response, add, restart)
         if failed:
             raise failed[0]
         return body
@@ -222,14 +227,9 @@ class _JsonPage:
 def _read_json(client, findings, page_size):
     url = client.url('machines', 'SoftwareVulnerabilitiesByMachine', pageSize=page_size)
     what = 'Reading the vulnerability export (JSON pages)'
-    if getattr(client, 'streams_pages', False):
-        page = _JsonPage(findings)
-        for dummy in client.pages(url, what, VULNERABILITY_PERMISSION, budget='vulnerability-export-json', parse=page):
-            findings.merge(page.findings)
-        return
-    for page in client.pages(url, what, VULNERABILITY_PERMISSION, budget='vulnerability-export-json'):
-        for record in page:
-            findings.add(record)
+    page = _JsonPage(findings)
+    for dummy in client.pages(url, what, VULNERABILITY_PERMISSION, budget='vulnerability-export-json', parse=page):
+        findings.merge(page.findings)
 
 
 def _export_files(client, sas_valid_hours):

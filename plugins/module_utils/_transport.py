@@ -170,9 +170,16 @@ class Transport:
         except requests.exceptions.RequestException as exc:
             raise network_error(exc, self.settings.authority_url)
 
-    def get_json(self, url, what, permission, resource_id=None, budget=None):
+    def get_json(self, url, what, permission, resource_id=None, budget=None, parse=None):
         """GET ``url`` and return its JSON body; ``what`` names the call in messages, ``budget`` the
-        endpoint's own limits (BUDGETS)."""
+        endpoint's own limits (BUDGETS).
+
+        ``parse(response)``, if given, reads a successful body instead of ``response.json()``, as it
+        streams in (the request is sent with ``stream=True``), and its result is returned. Everything
+        else is as without it: the body is read while the pacers hold the call, a broken connection
+        while reading is retried as one before the response, and a ValueError from ``parse`` as a
+        body that is not valid JSON.
+        """
         retry = _make_retry(self.settings.max_retries)
         generation, token = self._token()
         refreshed = False
@@ -180,10 +187,25 @@ class Transport:
         while True:
             for pacer in pacers:
                 pacer.acquire()
+            parsed, invalid = None, False
             try:
                 self._bump('api_requests')
-                response = self.session.get(url, headers={'Authorization': 'Bearer ' + token,
-                                                          'Accept': 'application/json'})
+                if parse is None:
+                    response = self.session.get(url, headers={'Authorization': 'Bearer ' + token,
+                                                              'Accept': 'application/json'})
+                else:
+                    response = self.session.get(url, headers={'Authorization': 'Bearer ' + token,
+                                                              'Accept': 'application/json'}, stream=True)
+                    try:
+                        if response.status_code < 400:
+                            try:
+                                parsed = parse(response)
+                            except ValueError:
+                                invalid = True
+                        else:
+                            dummy = response.content  # the body read, as a GET without stream reads it
+                    finally:
+                        response.close()
             except requests.exceptions.SSLError as exc:
                 raise network_error(exc, url)
             except requests.exceptions.RequestException as exc:
@@ -206,7 +228,11 @@ class Transport:
                 continue
             if status >= 400:
                 raise self._http_error(response, what, permission, resource_id)
+            if parse is not None and not invalid:
+                return parsed
             try:
+                if invalid:
+                    raise ValueError('invalid JSON')
                 return response.json()
             except ValueError:
                 # A truncated or garbled body is a transient fault as far as we can tell.

@@ -35,7 +35,8 @@ def kb_ids(records):
 
 
 def machines_by_name(emulator):
-    return dict((m['computerDnsName'], m) for m in emulator.data['machines'].values())
+    """computer name -> device, for the devices that have a name (of two with one name, the last)."""
+    return dict((m['computerDnsName'], m) for m in emulator.data['machines'].values() if m['computerDnsName'])
 
 
 def inventory(emulator, count, style='short'):

@@ -92,7 +92,7 @@ def defender_api(monkeypatch):
     """A FakeDefender behind every DefenderClient; a request that reaches requests fails the test."""
     api = FakeDefender()
 
-    def get(client, url, what, permission, resource_id=None):
+    def get(client, url, what, permission, resource_id=None, budget=None, parse=None):
         return api.answer(url, resource_id)
 
     def get_collection(client, url, what, permission, resource_id=None):
