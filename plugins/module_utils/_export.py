@@ -290,12 +290,16 @@ def _read_files(client, keep, sas_valid_hours):
     and the files not yet read are read from it."""
     urls, generated = _export_files(client, sas_valid_hours)
     findings, done, refreshed = DeviceFindings(keep), set(), False
+
+    def kept(device_id, device_name):
+        # a device kept from an earlier file stays kept, whatever name this file gives it
+        return device_id in findings.devices or keep(device_id, device_name)
     while True:
         try:
             for position, url in enumerate(urls, 1):
                 key = _file_key(url)
                 if key not in done:
-                    findings.merge(_download(client, url, keep, position, len(urls)))
+                    findings.merge(_download(client, url, kept if keep else None, position, len(urls)))
                     done.add(key)
             return findings, generated
         except SasExpiredError:

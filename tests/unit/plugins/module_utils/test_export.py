@@ -305,3 +305,12 @@ def test_a_finding_that_changes_back_within_the_range_is_no_change(first, then):
 def test_the_delta_refuses_a_time_it_cannot_read():
     with pytest.raises(ConfigurationError, match='since must be an ISO 8601 time'):
         read_changes(ExportApi([]), 'last tuesday')
+
+
+@pytest.mark.parametrize('source', ['json', 'files'])
+def test_a_kept_device_stays_kept_when_a_later_page_or_file_names_it_otherwise(source):
+    records = [finding(A, 'web01.contoso.local', '5034122', cve='CVE-1'),
+               finding(A, 'web01-renamed.contoso.local', '5034122', cve='CVE-2')]
+    answer = read_export(ExportApi(records, page=1, files=2), source, devices=['web01.contoso.local'])
+    (device,) = answer['devices']
+    assert device['device_id'] == A and device['missing_kbs'][0]['cve_addressed'] == 2
