@@ -343,7 +343,7 @@ def _select(findings, wanted):
     """The devices that ``wanted`` names (in its order, each once), and the names no device has."""
     if wanted is None:
         return sorted(findings.devices, key=lambda key: ((findings.devices[key][1] or '').lower(), key)), []
-    by_name = DeviceNames(dict(((d[1] or '').lower(), d) for d in findings.devices.values() if d[1]))
+    by_name = DeviceNames((d[1].lower(), d) for d in findings.devices.values() if d[1])
     keys, not_found = [], []
     for name in wanted:
         if DEVICE_ID_RE.match(name):

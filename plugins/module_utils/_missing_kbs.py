@@ -16,7 +16,7 @@ import re
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, odata_string
 from ansible_collections.defender.tvm.plugins.module_utils._devices import (
-    DEVICE_ID_RE, MACHINE_PERMISSION, name_candidates, only_device)
+    DEVICE_ID_RE, MACHINE_PERMISSION, DeviceNames, name_candidates, only_device)
 from ansible_collections.defender.tvm.plugins.module_utils._errors import ResponseError
 
 SOFTWARE_PERMISSION = 'Software.Read.All'
@@ -102,7 +102,7 @@ def resolve_device(client, name):
         # the API answers 404 when it has no device to list
         listed = client.known(client.get_collection, url, "Looking up device %s by short name" % name,
                               MACHINE_PERMISSION, resource_id=name) or []
-        machine = only_device(name, name_candidates(name, dict(
+        machine = only_device(name, name_candidates(name, DeviceNames(
             (m['computerDnsName'].lower(), m) for m in listed if m.get('computerDnsName'))))
     if machine is None:
         return None

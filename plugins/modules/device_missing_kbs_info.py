@@ -47,7 +47,8 @@ options:
     description:
       - Keep only these devices, each given as its Defender device ID (40 hexadecimal characters)
         or its computer name, case-insensitively, as the FQDN or the short name. A short name that
-        matches several devices fails the task, naming them.
+        matches several devices fails the task, naming them, and so does a name two devices share
+        (a device onboarded again); give those by their device ID.
       - Names that no device of the export has are listed in RV(not_found). Without it, every device.
     type: list
     elements: str

@@ -83,17 +83,19 @@ def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
 
 
 def _device_index(software):
-    """Every device the software answers mention: lowercase DNS name -> reference (a DeviceNames),
-    its software IDs, and device ID (lowercase) -> reference."""
-    devices, software_of, by_id = {}, {}, {}
+    """Every device the software answers mention: by lowercase DNS name (a DeviceNames, where two
+    devices may share a name), its software IDs, and device ID (lowercase) -> reference."""
+    software_of, by_id = {}, {}
     for entry in software or []:
         for ref in entry.get('machine_references') or []:
-            name = (ref.get('computer_dns_name') or '').lower()
-            if name:
-                devices.setdefault(name, ref)
             by_id.setdefault(ref['id'].lower(), ref)
             software_of.setdefault(ref['id'], []).append(entry['id'])
-    return DeviceNames(devices), software_of, by_id
+    return _names(by_id.values(), 'computer_dns_name'), software_of, by_id
+
+
+def _names(devices, key):
+    """A DeviceNames of ``devices`` (each once) by their DNS name ``key``."""
+    return DeviceNames((d[key].lower(), d) for d in devices if d.get(key))
 
 
 def match_device(host_name, devices):
@@ -137,9 +139,8 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
     plan_hosts = {}
     if strategy == 'software':
         references, software_of, by_id = _device_index(software)
-        known = DeviceNames(dict(((d.get('computer_dns_name') or '').lower(), d) for d in devices or []
-                                 if d.get('computer_dns_name')))
         known_by_id = dict((d['id'].lower(), d) for d in devices or [])
+        known = _names(known_by_id.values(), 'computer_dns_name')
         kbs_of_software = dict((r['software_id'], [kb_name(k['id']) for k in r['missing_kbs']])
                                for r in missing.get('results', []))
         for host, device_name in sorted(hosts.items()):
@@ -228,7 +229,7 @@ def _export_plan(hosts, export, keep):
     judges each KB by this device's own count of the findings it fixes)."""
     devices = export.get('devices', [])
     by_id = dict((d['device_id'].lower(), d) for d in devices)
-    by_name = DeviceNames(dict((d['device_name'].lower(), d) for d in devices if d.get('device_name')))
+    by_name = _names(devices, 'device_name')
     catalog, plan_hosts = {}, {}
     for host, device_name in sorted(hosts.items()):
         if DEVICE_ID_RE.match(device_name):

@@ -508,7 +508,7 @@ def test_fleet_in_machines_and_export(tmp_path):
             VerifyingSession(emu.ca_path) as http:
         headers = bearer(emu)
         machines, pages = follow(http, emu, "/api/machines", headers)
-        assert pages == 1 and len(machines) == 2000 + 18
+        assert pages == 1 and len(machines) == 2000 + 22
         ids = [m["id"] for m in machines]
         assert len(set(ids)) == len(ids) and all(re.match(r"^[0-9a-f]{40}$", mid) for mid in ids)
         assert sum(1 for m in machines if "Fleet" in m["machineTags"]) == 2000
@@ -541,8 +541,8 @@ def test_fleet_machine_list_pages_at_10000(tmp_path):
         first = http.get(emu.url + "/api/machines", headers=headers).json()
         assert len(first["value"]) == 10000 and "$skiptoken=" in first["@odata.nextLink"]
         rest = http.get(first["@odata.nextLink"], headers=headers).json()
-        assert len(rest["value"]) == 18 and "@odata.nextLink" not in rest
-        assert len({m["id"] for m in first["value"] + rest["value"]}) == 10018
+        assert len(rest["value"]) == 22 and "@odata.nextLink" not in rest
+        assert len({m["id"] for m in first["value"] + rest["value"]}) == 10022
         assert_api_error(http.get(emu.url + "/api/machines?$top=10001", headers=headers), 400, "ODataError")
 
 
@@ -554,7 +554,7 @@ def test_export_is_generated_once_per_state_dir(tmp_path):
     stamp = os.stat(meta).st_mtime_ns
     again = Emulator(str(tmp_path), seed=11, fleet=20, findings_per_device=4, export_parts=2).prepare_export()
     assert again == summary and os.stat(meta).st_mtime_ns == stamp
-    assert summary["devices"] == 20 + 18 and len(summary["files"]) == 2 and summary["records"] >= 4 * 38
+    assert summary["devices"] == 20 + 22 and len(summary["files"]) == 2 and summary["records"] >= 4 * 42
     other = Emulator(str(tmp_path), seed=11, fleet=20, findings_per_device=5, export_parts=2).prepare_export()
     assert other["directory"] != summary["directory"] and other["records"] > summary["records"]
     with pytest.raises(ValueError):
@@ -579,7 +579,7 @@ def test_cli_export_options(tmp_path):
             assert os.path.exists(os.path.join(info["export_dir"], "meta.json"))   # before the ready line
             with VerifyingSession(info["ca_path"]) as session:
                 summary = session.get(info["url"] + "/_emulator/export").json()
-                assert summary["devices"] == 48 and len(summary["files"]) == 2
+                assert summary["devices"] == 52 and len(summary["files"]) == 2
                 assert session.get(info["url"] + "/_emulator/config").json()["sas_expire_after_downloads"] == 1
         finally:
             process.send_signal(signal.SIGTERM)

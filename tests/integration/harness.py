@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,7 @@ PLAYBOOKS = os.path.join(HERE, 'playbooks')
 # collections path, it shadows the real ansible.windows.
 SIMULATION = os.path.join(HERE, 'collections')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), 'ansible-inventory')
 
 # A Windows host that must never be contacted: WinRM on a closed loopback port.
 UNREACHABLE_WINDOWS = {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1', 'ansible_port': 1,
@@ -161,6 +163,25 @@ class Ansible:
         proc = subprocess.run(command, env=base, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=timeout, check=False)
         return PlaybookRun(proc, out_file, report_dir)
+
+    def inventory(self, config, args=('--list',), env=None, verbosity=0, name='test.defender_devices.yml',
+                  timeout=TIMEOUT):
+        """``ansible-inventory -i <name> <args>`` with ``config`` (a dict, or YAML text) as the inventory
+        file ``name`` in the test's directory; the completed process, with ``inventory`` (the parsed
+        JSON of ``--list``, else None) and ``output``."""
+        path = str(self.tmp_path / name)
+        with open(path, 'w') as handle:
+            handle.write(config if isinstance(config, str) else yaml.safe_dump(config))
+        command = [ANSIBLE_INVENTORY, '-i', path] + list(args) + (['-' + 'v' * verbosity] if verbosity else [])
+        proc = subprocess.run(command, env=self.env(env), cwd=str(self.tmp_path), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout, check=False)
+        proc.output = proc.stdout + proc.stderr
+        proc.inventory = None
+        if proc.returncode == 0 and '--list' in args:
+            # with -v..., verbose lines come first on stdout; the JSON starts with a line of its own
+            start = re.search(r'^\{$', proc.stdout, re.M)
+            proc.inventory = json.loads(proc.stdout[start.start():]) if start else None
+        return proc
 
     def run(self, playbook, **options):
         """The test playbook ``playbook`` of tests/integration/playbooks (its name, without .yml), with

@@ -23,7 +23,7 @@ def run_plan(ansible, emulator, hosts, plan_args, env=None, **extra):
 
 def fleet(emulator, count):
     names = sorted(m['computerDnsName'] for m in emulator.data['machines'].values()
-                   if m['computerDnsName'].endswith('.contoso.local'))[:count]
+                   if (m['computerDnsName'] or '').endswith('.contoso.local'))[:count]
     hosts = dict((n.split('.')[0], dict(UNREACHABLE_WINDOWS)) for n in names)
     hosts['brand-new-host'] = dict(UNREACHABLE_WINDOWS)
     return hosts

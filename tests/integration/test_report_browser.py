@@ -153,7 +153,7 @@ def test_fleet_report_leads_with_what_to_act_on(tmp_path):
         assert driver.title == 'KB patching report \u2013 2026-11-27T15:00:00Z'
         assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
         meta = driver.find_element(By.CSS_SELECTOR, 'header .meta')
-        assert 'Source export (json)' in meta.text and 'Defender data as of 2026-11-27T06:12:00Z' in meta.text
+        assert 'Source export (json)' in meta.text and 'Defender asked at 2026-11-27T06:12:00Z' in meta.text
 
         # The summary figures, with thousands separators, and the share of each status.
         for key in ('hosts', 'compliant', 'noncompliant', 'not_in_defender', 'kbs'):

@@ -11,8 +11,11 @@ Microsoft's own example software ``microsoft-_-edge`` with its documented getmis
 whose ``machineMissedOn`` (240) is fixed to Microsoft's sample instead of computed, and the
 example devices. They are the same for every seed and are added after every random draw, so the
 seeded data is the same with or without them. So do, after those, two Linux devices and their
-software (``LINUX_*``: no KBs, advisories in the vulnerability export), and the generated fleet
-(``fleet=N``, see ``fleet.py``), whose devices are drawn per index from their own RNG.
+software (``LINUX_*``: no KBs, advisories in the vulnerability export), then the devices an
+inventory of ``GET /api/machines`` must cope with (``INVENTORY_MACHINES``: template-like tags, two
+devices with one name, a device without a name; they miss seeded KBs, counted in the aggregates),
+and the generated fleet (``fleet=N``, see ``fleet.py``), whose devices are drawn per index from
+their own RNG.
 """
 
 import collections.abc
@@ -162,6 +165,44 @@ LINUX_MACHINES = [
      ["ubuntu-_-openssl", "ubuntu-_-thunderbird-gnome-support_for_linux"]),
 ]
 
+# -- Devices for the inventory plugin (fixed, the same for every seed; added after the Linux devices) ---
+# What an inventory of GET /api/machines meets in a real tenant: tags that look like templates (an
+# inventory must never render them), a device onboarded again (two ids, one computerDnsName, the old
+# one Inactive and seen weeks ago; MicrosoftDocs issue 8316), a device without a computerDnsName, and
+# the values of healthStatus, riskScore and exposureLevel the seeded devices may not draw. They have
+# seeded software and miss seeded KBs, counted in every aggregate (machineMissedOn, exposedMachines,
+# machineReferences) and in the export.
+TEMPLATE_TAGS = ["{{ lookup('ansible.builtin.pipe', 'touch /tmp/defender-tvm-pwned') }}", "{{ 7 * 6 }}"]
+DUPLICATE_NAME = "ws-dup01.contoso.local"
+INVENTORY_MACHINES = [
+    {"id": "5d41a0c7e3f9b2d8c6a4e1f07b3d9c2a8e6f4b1d", "computerDnsName": "lt-tags01.contoso.local",
+     "osPlatform": "Windows10", "rbacGroupName": "Laptops", "machineTags": ["Prod", "Finance"] + TEMPLATE_TAGS,
+     "lastSeen": datetime.timedelta(minutes=40), "firstSeen": datetime.timedelta(days=610),
+     "healthStatus": "Active", "riskScore": "High", "exposureLevel": "High", "lastIpAddress": "10.10.5.21",
+     "software": ["windows_10", "edge_chromium-based", ".net_framework", "internet_explorer", "office", "chrome"],
+     "missing": ["5034122", "5034763", "5033909", "5002537"]},
+    # Onboarded again: the current record ...
+    {"id": "e1c37b5a9d2f4e6081a3c5d7f9b1e3a5c7d9f1b3", "computerDnsName": DUPLICATE_NAME,
+     "osPlatform": "Windows11", "rbacGroupName": "Workstations", "machineTags": ["Prod"],
+     "lastSeen": datetime.timedelta(hours=3), "firstSeen": datetime.timedelta(days=20),
+     "healthStatus": "Active", "riskScore": "Medium", "exposureLevel": "Medium", "lastIpAddress": "10.10.5.31",
+     "software": ["windows_11", "edge_chromium-based", ".net_framework", "office"], "missing": ["5034765"]},
+    # ... and the old one, under another id, not seen since.
+    {"id": "9b2e4d6f8a0c1e3b5d7f9a1c3e5b7d9f0a2c4e6b", "computerDnsName": DUPLICATE_NAME,
+     "osPlatform": "Windows11", "rbacGroupName": "Workstations", "machineTags": ["Prod"],
+     "lastSeen": datetime.timedelta(days=21, hours=5), "firstSeen": datetime.timedelta(days=540),
+     "healthStatus": "Inactive", "riskScore": "Medium", "exposureLevel": "High", "lastIpAddress": "10.10.5.30",
+     "software": ["windows_11", "edge_chromium-based", ".net_framework", "office"],
+     "missing": ["5034123", "5034765", "5033920"]},
+    # No computerDnsName (an inventory names it by its id).
+    {"id": "c0ffee00d15ea5e0b16b00b5dead10ccfacade01", "computerDnsName": None,
+     "osPlatform": "Windows10", "rbacGroupName": "Workstations", "machineTags": [],
+     "lastSeen": datetime.timedelta(hours=9), "firstSeen": datetime.timedelta(days=75),
+     "healthStatus": "ImpairedCommunication", "riskScore": "None", "exposureLevel": "Low",
+     "lastIpAddress": "10.10.5.40", "software": ["windows_10", "edge_chromium-based", ".net_framework",
+                                                 "internet_explorer"], "missing": ["5034763"]},
+]
+
 
 def software_id(vendor, name):
     """Defender software ids are ``{vendor}-_-{name}``."""
@@ -263,10 +304,17 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         self._aggregate()
         self._add_documented()  # after every random draw: the seeded data does not depend on it
         self._add_linux()       # the same
+        self._add_inventory()   # the same
         self.fleet = self._add_fleet(fleet) if fleet else None  # its own RNG per device
-        self.by_dns_name = {m["computerDnsName"].lower(): mid for m in self.machines.own() for mid in [m["id"]]}
+        # GET /api/machines/{computerDnsName}: of several devices with that name (one onboarded again),
+        # the one seen last; a device without a name is found by its id only.
+        self.by_dns_name = {}
+        for machine in sorted(self.machines.own(), key=lambda m: m["lastSeen"]):
+            if machine["computerDnsName"]:
+                self.by_dns_name[machine["computerDnsName"].lower()] = machine["id"]
         if self.fleet is not None:
-            self.by_dns_name.update((name.lower(), mid) for name, mid in zip(self.fleet.names, self.fleet.ids))
+            for name, mid in zip(self.fleet.names, self.fleet.ids):
+                self.by_dns_name.setdefault(name.lower(), mid)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -506,6 +554,52 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         for vendor, name, *dummy in LINUX_SOFTWARE:
             entity = self.software[software_id(vendor, name)]
             entity["exposedMachines"] = len(self.software_machines[entity["id"]])
+
+    def _add_inventory(self):
+        """The fixed devices of ``INVENTORY_MACHINES``, counted in the aggregates; no random draw."""
+        by_name = {s["name"]: sid for sid, s in self.software.items()}
+        counts = {}  # software id -> {kb: machines}
+        for index, spec in enumerate(INVENTORY_MACHINES):
+            mid, platform, group = spec["id"], spec["osPlatform"], spec["rbacGroupName"]
+            version, build = OS_DETAILS[platform]
+            last_seen = SNAPSHOT - spec["lastSeen"]
+            server = platform.startswith("WindowsServer")
+            self.machines[mid] = {
+                "id": mid, "computerDnsName": spec["computerDnsName"],
+                "firstSeen": _timestamp(SNAPSHOT - spec["firstSeen"]), "lastSeen": _timestamp(last_seen),
+                "osPlatform": platform, "version": version, "osProcessor": "x64", "osBuild": build,
+                "osArchitecture": "64-bit", "lastIpAddress": spec["lastIpAddress"],
+                "lastExternalIpAddress": f"198.51.100.{80 + index}", "healthStatus": spec["healthStatus"],
+                "onboardingStatus": "Onboarded", "deviceValue": "High" if "Finance" in spec["machineTags"] else "Normal",
+                "rbacGroupName": group, "rbacGroupId": RBAC_GROUP_IDS.get(group, 300), "riskScore": spec["riskScore"],
+                "exposureLevel": spec["exposureLevel"], "isAadJoined": not server,
+                "aadDeviceId": None if server else str(uuid.uuid5(uuid.NAMESPACE_OID, mid)),
+                "machineTags": list(spec["machineTags"]),
+                "ipAddresses": [{"ipAddress": spec["lastIpAddress"], "macAddress": mid[-12:].upper(),
+                                 "type": "Ethernet", "operationalStatus": "Up"}],
+            }
+            self._patch_state[mid] = "inventory"
+            sids = [by_name[name] for name in spec["software"]]
+            names = set(spec["software"])
+            for kb in spec["missing"]:  # a KB it misses must apply to it (its platform and software)
+                info = self.kbs[kb]
+                if info["platform"] not in (None, platform) or not names.intersection(info["productsNames"]):
+                    raise AssertionError(f"KB{kb} does not apply to {spec['computerDnsName'] or mid}")
+            self.machine_software[mid] = sids
+            self.machine_missing[mid] = list(spec["missing"])
+            for sid in sids:
+                self.software_machines[sid].append(mid)
+                for kb in spec["missing"]:
+                    if self.software[sid]["name"] in self.kbs[kb]["productsNames"]:
+                        per_kb = counts.setdefault(sid, {})
+                        per_kb[kb] = per_kb.get(kb, 0) + 1
+        for sid, per_kb in counts.items():
+            own = dict(self.software_missing[sid])
+            self.software_missing[sid] = [(kb, own.get(kb, 0) + per_kb.get(kb, 0)) for kb in self.kbs
+                                          if kb in own or kb in per_kb]
+        for sid in {sid for spec in INVENTORY_MACHINES for sid in self.machine_software[spec["id"]]}:
+            entity = self.software[sid]
+            entity["exposedMachines"] = len(self.software_machines[sid]) if entity["weaknesses"] else 0
 
     def _applicable_kbs(self, platform, names):
         """The catalog KBs (not the synthetic or documented ones) that apply to a device."""

@@ -12,14 +12,17 @@ import uuid
 from . import constants as C
 from . import export as X
 from .findings import OLDEST_SINCE, RUNS, first_run_since
-from .odata import FilterError, compile_filter
+from .odata import DATETIME, NUMBER, STRING, STRINGS, FilterError, compile_filter
 
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
 MAX_TOP = 10000
 SOFTWARE_FILTER_FIELDS = ("id", "name", "vendor")
-MACHINE_FILTER_FIELDS = ("computerDnsName", "id", "osPlatform", "version", "deviceValue", "aadDeviceId",
-                         "exposureLevel", "onboardingStatus", "lastIpAddress", "healthStatus", "riskScore",
-                         "rbacGroupId")
+# The fields get-machines.md lists for $filter, with their types (odata.py).
+MACHINE_FILTER_FIELDS = {"computerDnsName": STRING, "id": STRING, "version": STRING, "deviceValue": STRING,
+                         "aadDeviceId": STRING, "machineTags": STRINGS, "lastSeen": DATETIME, "exposureLevel": STRING,
+                         "onboardingStatus": STRING, "lastIpAddress": STRING, "healthStatus": STRING,
+                         "osPlatform": STRING, "riskScore": STRING, "rbacGroupId": NUMBER}
+NO_MACHINES_MESSAGE = "No machines were found"
 KB_CONTEXT = "Collection(microsoft.windowsDefenderATP.api.PublicProductFixDto)"
 STATUS_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
                 408: "RequestTimeout", 409: "Conflict", 429: "TooManyRequests", 500: "InternalServerError",
@@ -222,7 +225,9 @@ class Defender:
             body["value"] = items[offset:offset + page_size] if page_size else items[offset:]
         return body
 
-    def _odata_list(self, items, fields, type_name, query):
+    def _odata_list(self, items, fields, type_name, query, if_none=None):  # pylint: disable=too-many-arguments
+        """$filter, then $skip and $top. ``if_none``: the ApiError to raise when the filter (or the
+        dataset) leaves nothing, before $skip and $top."""
         options = self._options(query)
         if "$filter" in options:
             try:
@@ -232,6 +237,8 @@ class Defender:
             items = [item for item in items if predicate(item)]
         skip = _int_option("$skip", options["$skip"]) if "$skip" in options else 0
         top = _int_option("$top", options["$top"], MAX_TOP) if "$top" in options else None
+        if if_none is not None and not items:
+            raise if_none
         return items[skip:] if top is None else items[skip:skip + top]
 
     def _software_id(self, ids):
@@ -267,7 +274,10 @@ class Defender:
         return self._page("software_machine_references", items, "MachineReferences", request)
 
     def _machine_list(self, request):
-        items = self._odata_list(self.data.machine_list(), MACHINE_FILTER_FIELDS, "Machine", request.query)
+        # get-machines.md: "If there are no recent machines, you see 404 Not Found": a filter that selects no
+        # device is a 404, not an empty collection. ($skip past the end of a non-empty match stays a 200 [].)
+        items = self._odata_list(self.data.machine_list(), MACHINE_FILTER_FIELDS, "Machine", request.query,
+                                 if_none=ApiError(404, "ResourceNotFound", NO_MACHINES_MESSAGE))
         # "Maximum page size is 10,000": a fleet larger than that comes in pages even without page_size.
         return self._page("machine_list", items, "Machines", request, MAX_TOP if len(items) > MAX_TOP else 0)
 

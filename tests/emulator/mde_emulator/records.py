@@ -101,7 +101,8 @@ def pascal(model, device, finding):
     else:
         severity, exploitability = None, "NoExploit"
     record["DeviceId"] = device.id
-    record["DeviceName"] = device.name
+    if device.name is not None:  # a device without a computerDnsName: the key is left out, as every absent value
+        record["DeviceName"] = device.name
     if software.disk or not shape & 32:
         record["DiskPaths"] = list(software.disk or [])
     record["ExploitabilityLevel"] = exploitability

@@ -27,7 +27,8 @@ def test_names_find_their_devices_as_fqdn_or_short_name(name, expected):
 
 
 def test_an_ambiguous_short_name_names_both_devices():
-    with pytest.raises(ResponseError, match=r'web01 matches several devices \(web01.contoso.local, web01.fabrikam.local\)'):
+    with pytest.raises(ResponseError, match=r'The name web01 matches 2 devices \(web01.contoso.local \(a\), '
+                                            r'web01.fabrikam.local \(b\)\); give the FQDN or the device ID'):
         only_device('web01', name_candidates('web01', DEVICES))
     assert only_device('ghost', []) is None
     assert only_device('db01', name_candidates('db01', DEVICES))['id'] == 'c'

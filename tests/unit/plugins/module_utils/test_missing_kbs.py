@@ -151,5 +151,5 @@ def test_short_device_names_are_found_through_the_listing():
 def test_an_ambiguous_short_name_is_an_error():
     api = FakeApi(listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
                            {'id': DEVICE_B, 'computerDnsName': 'web01.fabrikam.local'}])
-    with pytest.raises(ResponseError, match='matches several devices .*give the FQDN'):
+    with pytest.raises(ResponseError, match='matches 2 devices .*give the FQDN or the device ID'):
         query_missing_kbs(api, machine_ids=['web01'])

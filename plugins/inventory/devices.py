@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) defender.tvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: devices
+short_description: Microsoft Defender for Endpoint's devices as inventory, grouped by the KBs they miss
+version_added: 2.0.0
+description:
+  - Lists the devices Defender knows (C(GET /api/machines), paged to the end) as inventory hosts
+    with their Defender facts as C(mde_*) host variables, and with O(missing_kbs=true) the KBs each
+    one misses, from one read of the vulnerability export (as M(defender.tvm.device_missing_kbs_info)
+    reads it), so the API calls do not grow with the devices beyond paging.
+  - Group them with the C(constructed) options, for example by missing KB with O(keyed_groups) over
+    C(mde_missing_kbs), then patch a group with C(defender.tvm.patch -l missing_kb5034122).
+  - Every host also gets C(kb_patching_device_name) set to its device ID, so the
+    C(defender.tvm.kb_patching) role matches it to its device with no name lookup.
+  - Every value that comes from Defender is marked unsafe, so that a device name or tag that looks
+    like a template (C({{ ... }})) is never rendered. C(ansible-inventory --list) then shows such
+    values wrapped in an object with the key C(__ansible_unsafe) on some ansible-core versions;
+    that is expected.
+  - The inventory file's name must end with C(defender_devices.yml) or C(defender_devices.yaml).
+  - Requires the application permission C(Machine.Read.All) of the C(WindowsDefenderATP) API, and
+    C(Vulnerability.Read.All) with O(missing_kbs=true).
+author:
+  - defender.tvm maintainers (@defender-tvm)
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+  - defender.tvm.connection
+  - defender.tvm.connection.plugins
+options:
+  plugin:
+    description: The name of this plugin; it must be V(defender.tvm.devices) for it to read the file.
+    required: true
+    type: str
+    choices: [defender.tvm.devices]
+  filter:
+    description:
+      - An OData C($filter) for C(GET /api/machines), passed as given, for example
+        V(osPlatform eq 'Windows11'), V(healthStatus eq 'Active'), V(exposureLevel eq 'High'),
+        V(riskScore eq 'High'), V(machineTags/any(tag:tag eq 'Prod')), V(rbacGroupId eq 201) or
+        V(lastSeen gt 2024-02-01Z). Defender answers 404 when no device matches, which is an empty inventory.
+    type: str
+  hostnames:
+    description:
+      - The device fields to name each host by, in order; the first one the device has wins.
+      - Two devices with one name (a device onboarded again keeps its name under a new ID) are both
+        kept, the one seen last under that name and the other under C(<name>_<device ID>), with a
+        warning. Use V(id) first, with O(compose) setting C(ansible_host), to name every device uniquely.
+    type: list
+    elements: str
+    choices: [computerDnsName, id, lastIpAddress, lastExternalIpAddress, aadDeviceId]
+    default: [computerDnsName, id]
+  missing_kbs:
+    description:
+      - Read the vulnerability export as well (one read for all devices), to give each host
+        C(mde_missing_kbs) and C(mde_missing_kb_count). Needs C(Vulnerability.Read.All).
+    type: bool
+    default: false
+  export_source:
+    description:
+      - With O(missing_kbs=true), read the export's V(json) pages or its V(files) (Microsoft
+        recommends the files above about 100,000 devices); see M(defender.tvm.device_missing_kbs_info).
+    type: str
+    choices: [json, files]
+    default: json
+notes:
+  - Host variables (all from Defender, all unsafe) - C(mde_device_id), C(mde_computer_dns_name),
+    C(mde_os_platform), C(mde_os_version), C(mde_health_status), C(mde_exposure_level),
+    C(mde_risk_score), C(mde_machine_tags), C(mde_rbac_group_name), C(mde_last_seen),
+    C(mde_last_ip_address); with O(missing_kbs=true) also C(mde_missing_kbs) (C(KB...) names, the
+    KB that fixes most of the device's findings first) and C(mde_missing_kb_count).
+  - Option values in the inventory file may be templates, for example a secret from a
+    vault-encrypted variable or a lookup; they are rendered before any call.
+  - With O(cache=true) and a persistent O(cache_plugin) such as V(ansible.builtin.jsonfile), a run
+    within O(cache_timeout) of the last one makes no API call. The default cache plugin,
+    V(memory), keeps nothing between runs. The cache key is made of the plugin's name and the
+    inventory file's path, so change the file's name when you change its options.
+seealso:
+  - module: defender.tvm.device_missing_kbs_info
+    description: The same export read as a module.
+  - name: List machines API
+    link: https://learn.microsoft.com/en-us/defender-endpoint/api/get-machines
+    description: The Defender API this plugin lists devices with.
+'''
+
+EXAMPLES = r'''
+# fleet.defender_devices.yml - credentials from MDE_* / AZURE_* environment variables
+plugin: defender.tvm.devices
+filter: "osPlatform eq 'Windows11' or osPlatform eq 'WindowsServer2022'"
+missing_kbs: true
+keyed_groups:
+  # os_Windows11, exposure_High, risk_Medium, tag_Prod, missing_kb5034122 ...
+  - key: mde_os_platform
+    prefix: os
+  - key: mde_exposure_level
+    prefix: exposure
+  - key: mde_risk_score
+    prefix: risk
+  - key: mde_machine_tags
+    prefix: tag
+  - key: mde_missing_kbs | map('lower') | list
+    prefix: missing
+groups:
+  needs_patching: mde_missing_kb_count > 0
+compose:
+  ansible_host: mde_last_ip_address
+
+# Then: ansible-playbook -i fleet.defender_devices.yml defender.tvm.patch -l missing_kb5034122
+
+# ---
+# servers.defender_devices.yml - a secret from a vault-encrypted variable, names by device ID,
+# and the answer cached for an hour between runs
+# plugin: defender.tvm.devices
+# tenant_id: 00000000-0000-0000-0000-000000000000
+# client_id: 11111111-1111-1111-1111-111111111111
+# client_secret: "{{ vault_mde_client_secret }}"    # or !vault |, or a lookup
+# filter: "rbacGroupId eq 201 and healthStatus eq 'Active'"
+# hostnames: [id]
+# compose:
+#   ansible_host: mde_computer_dns_name
+# cache: true
+# cache_plugin: ansible.builtin.jsonfile
+# cache_connection: ~/.cache/defender_tvm_inventory
+# cache_timeout: 3600
+'''
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
+
+from ansible_collections.defender.tvm.plugins.module_utils._devices import list_devices
+from ansible_collections.defender.tvm.plugins.module_utils._export import read_export
+from ansible_collections.defender.tvm.plugins.module_utils._options import OPTIONS, OptionAdapter
+from ansible_collections.defender.tvm.plugins.plugin_utils._defender_plugin import defender_client
+
+SUFFIXES = ('defender_devices.yml', 'defender_devices.yaml')
+# host variable -> the Machine entity's field it comes from
+HOST_VARIABLES = (
+    ('mde_device_id', 'id'), ('mde_computer_dns_name', 'computerDnsName'), ('mde_os_platform', 'osPlatform'),
+    ('mde_os_version', 'version'), ('mde_health_status', 'healthStatus'), ('mde_exposure_level', 'exposureLevel'),
+    ('mde_risk_score', 'riskScore'), ('mde_machine_tags', 'machineTags'), ('mde_rbac_group_name', 'rbacGroupName'),
+    ('mde_last_seen', 'lastSeen'), ('mde_last_ip_address', 'lastIpAddress'),
+)
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    """Defender's devices as hosts; the devices (and their KBs) are fetched once, then cached."""
+
+    NAME = 'defender.tvm.devices'
+
+    def verify_file(self, path):
+        if not super(InventoryModule, self).verify_file(path):
+            return False
+        if path.endswith(SUFFIXES):
+            return True
+        self.display.vvv('%s: skipping %s, whose name does not end with %s' % (self.NAME, path, ' or '.join(SUFFIXES)))
+        return False
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache)
+        given = self._read_config_data(path)
+        self._render_templates(given)
+
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option('cache') and cache
+        update_cache = self.get_option('cache') and not cache
+        devices = None
+        if use_cache:
+            try:
+                devices = self._cache[cache_key]
+            except KeyError:
+                update_cache = True  # a miss or an expired entry
+        if devices is None:
+            devices = self._fetch(given)
+        if update_cache:  # not after a cache hit: rewriting it would restart its timeout
+            self._cache[cache_key] = devices
+        self._populate(devices)
+
+    def _render_templates(self, given):
+        """Render the connection options given as templates (a vault variable, a lookup), as the
+        inventory file's own values; a template never comes from Defender."""
+        for name in OPTIONS:
+            value = given.get(name)
+            if isinstance(value, str) and self.templar.is_template(value):
+                self.set_option(name, self.templar.template(value))
+            elif value is not None and not isinstance(value, (bool, int, float, list, dict)):
+                self.set_option(name, to_text(value))  # e.g. a !vault value: its plain text
+
+    def _fetch(self, given):
+        """The devices as plain data (cacheable): each Machine entity's host variables, and with
+        missing_kbs their KBs."""
+        adapter = OptionAdapter.from_plugin(self, set(given) - {'plugin'}, set())
+        with defender_client(adapter, self.display.warning, 'The %s inventory plugin' % self.NAME) as client:
+            machines = list_devices(client, self.get_option('filter'))
+            kbs = None
+            if self.get_option('missing_kbs'):
+                export = read_export(client, self.get_option('export_source'))
+                kbs = dict((d['device_id'], [k['kb'] for k in d['missing_kbs']]) for d in export['devices'])
+        devices = []
+        for machine in machines:
+            if not isinstance(machine, dict) or not machine.get('id'):
+                raise AnsibleParserError('%s: Defender listed a device without an ID' % self.NAME)
+            variables = dict((name, machine.get(field)) for name, field in HOST_VARIABLES)
+            variables['mde_machine_tags'] = list(variables['mde_machine_tags'] or [])
+            if kbs is not None:
+                missing = kbs.get(machine['id'].lower(), [])
+                variables.update(mde_missing_kbs=missing, mde_missing_kb_count=len(missing))
+            devices.append({'names': [machine.get(field) for field in self.get_option('hostnames')],
+                            'variables': variables})
+        return devices
+
+    def _populate(self, devices):
+        strict = self.get_option('strict')
+        for name, variables in self._host_names(devices):
+            host = self.inventory.add_host(name)
+            variables = dict(variables, kb_patching_device_name=variables['mde_device_id'])
+            for key, value in variables.items():
+                self.inventory.set_variable(host, key, wrap_var(value))
+            variables = self.inventory.get_host(host).get_vars()
+            self._set_composite_vars(self.get_option('compose'), variables, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option('groups'), variables, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option('keyed_groups'), variables, host, strict=strict)
+
+    def _host_names(self, devices):
+        """(host name, variables) per device: its first non-empty name field; of devices with one
+        name, the one seen last keeps it and the others get ``<name>_<device ID>``."""
+        named = {}
+        for device in devices:
+            name = next((to_text(n) for n in device['names'] if n), device['variables']['mde_device_id'])
+            named.setdefault(name, []).append(device['variables'])
+        for name, group in named.items():
+            group.sort(key=lambda v: (v.get('mde_last_seen') or '', v['mde_device_id']), reverse=True)
+            if len(group) > 1:
+                others = ['%s_%s' % (name, v['mde_device_id']) for v in group[1:]]
+                self.display.warning(
+                    '%s: %d devices are named %s; the one seen last (%s) keeps the name, the others are %s. Name '
+                    'hosts by device ID (hostnames: [id]) with compose: {ansible_host: mde_computer_dns_name} to '
+                    'avoid this.' % (self.NAME, len(group), name, group[0]['mde_device_id'], ', '.join(others)))
+            yield name, group[0]
+            for variables in group[1:]:
+                yield '%s_%s' % (name, variables['mde_device_id']), variables
