@@ -115,12 +115,16 @@ compose:
 # Then: ansible-playbook -i fleet.defender_devices.yml defender.tvm.patch -l missing_kb5034122
 
 # ---
-# servers.defender_devices.yml - a secret from a vault-encrypted variable, names by device ID,
-# and the answer cached for an hour between runs
+# servers.defender_devices.yml - the app's secret vault-encrypted in the file
+# (ansible-vault encrypt_string --name client_secret), hosts named by device ID, and the answer
+# cached for an hour between runs (run with --ask-vault-pass or --vault-password-file)
 # plugin: defender.tvm.devices
 # tenant_id: 00000000-0000-0000-0000-000000000000
 # client_id: 11111111-1111-1111-1111-111111111111
-# client_secret: "{{ vault_mde_client_secret }}"    # or !vault |, or a lookup
+# client_secret: !vault |
+#   $ANSIBLE_VAULT;1.1;AES256
+#   62313365396662343061393464336163383764373764613633653634306231386433626436623361
+#   ...
 # filter: "rbacGroupId eq 201 and healthStatus eq 'Active'"
 # hostnames: [id]
 # compose:
@@ -129,6 +133,8 @@ compose:
 # cache_plugin: ansible.builtin.jsonfile
 # cache_connection: ~/.cache/defender_tvm_inventory
 # cache_timeout: 3600
+#
+# A template works as well, e.g. client_secret: "{{ lookup('ansible.builtin.env', 'MDE_SECRET') }}".
 '''
 
 from ansible.errors import AnsibleParserError

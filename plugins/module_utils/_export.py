@@ -47,6 +47,7 @@ MAX_SAS_VALID_HOURS = 6
 MAX_DELTA_DAYS = 14
 _KB_ID_RE = re.compile(r'^\s*(?:KB)?\s*(\d+)\s*$', re.IGNORECASE)
 _LEADING_CAPITALS_RE = re.compile(r'^[A-Z]+')
+_FRACTION_RE = re.compile(r'(\.\d+)')
 
 
 def camel_key(key):
@@ -373,10 +374,14 @@ def _across(devices):
     return sorted(merged.values(), key=kb_rank)
 
 
-def _parse_time(name, value):
-    text = str(value).strip()
+def parse_time(name, value):
+    """An ISO 8601 time (UTC unless it says otherwise) as an aware datetime; ConfigurationError
+    naming ``name`` if it is none. Defender writes up to 7 fractional digits, Python reads 6."""
+    text = _FRACTION_RE.sub(lambda m: m.group(1)[:7], str(value).strip())
+    if text[-1:] in ('Z', 'z'):
+        text = text[:-1] + '+00:00'
     try:
-        moment = datetime.datetime.fromisoformat(text[:-1] + '+00:00' if text.endswith('Z') else text)
+        moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise ConfigurationError("%s must be an ISO 8601 time such as 2024-02-13T06:00:00Z, got %r" % (name, value))
     if moment.tzinfo is None:
@@ -394,7 +399,7 @@ def read_changes(client, since, devices=None, page_size=DEFAULT_PAGE_SIZE):
     and was fixed when every changed finding of it is Fixed.
     """
     _check_size('page_size', page_size, MAX_PAGE_SIZE)
-    since_time = _parse_time('since', since).strftime('%Y-%m-%dT%H:%M:%SZ')
+    since_time = parse_time('since', since).strftime('%Y-%m-%dT%H:%M:%SZ')
     wanted = clean_ids(devices, 'devices') if devices is not None else None
     keep = device_filter(wanted) if wanted is not None else None
     started = utc_now()
@@ -417,8 +422,10 @@ def read_changes(client, since, devices=None, page_size=DEFAULT_PAGE_SIZE):
                    record.get('softwareVersion'), record.get('cveId'), kb)
             group = record.get('rbacGroupId', record.get('rbacGroupName'))
             events.setdefault(key, []).append((str(record.get('eventTimestamp') or ''), status, group))
-    changes = {}
+    changes = {}  # device -> kb -> [(net status, its time)]
+    latest = ''
     for (device, dummy, dummy2, dummy3, dummy4, kb), found in events.items():
+        latest = max([latest] + [when for when, dummy5, dummy6 in found])
         net = _net_status(found)
         if net is not None:
             changes.setdefault(device, {}).setdefault(kb, []).append(net)
@@ -426,23 +433,32 @@ def read_changes(client, since, devices=None, page_size=DEFAULT_PAGE_SIZE):
     result = []
     for key in keys:
         device = findings.device(key)
-        statuses = changes.get(key, {})
-        new = [kb for kb in device['missing_kbs'] if 'New' in statuses.get(kb['id'], [])]
-        fixed = [kb for kb in device['missing_kbs'] if statuses.get(kb['id']) and 'New' not in statuses[kb['id']]]
+        new, fixed = [], []
+        for kb in device['missing_kbs']:
+            nets = changes.get(key, {}).get(kb['id'], [])
+            news = [when for status, when in nets if status == 'New']
+            if news:
+                new.append(_change(kb, news))
+            elif nets:
+                fixed.append(_change(kb, [when for dummy, when in nets]))
         if new or fixed:
+            new.sort(key=kb_rank)
+            fixed.sort(key=kb_rank)
             result.append({'device_id': device['device_id'], 'device_name': device['device_name'],
                            'os_platform': device['os_platform'], 'rbac_group': device['rbac_group'],
-                           'new_kbs': [_change(kb) for kb in new], 'fixed_kbs': [_change(kb) for kb in fixed]})
+                           'new_kbs': new, 'fixed_kbs': fixed,
+                           'event_time': max(k['event_time'] or '' for k in new + fixed) or None})
     return {'changes': result, 'since': since_time, 'read_started': started, 'records_read': records,
-            'not_found': not_found}
+            'latest_event_time': _iso(latest) if latest else None, 'not_found': not_found}
 
 
 def _net_status(events):
-    """The finding's net change over the range: ``New`` (not missing before, missing now), ``Fixed``
-    (missing before, not now) or None (no change). RBAC moves (a Fixed and a New at the same time,
-    in different groups) cancel out first; then the first event says what the finding was before
-    (a New: not missing, a Fixed: missing) and the last what it is now, so a finding that became
-    missing and was fixed again inside the range (or the other way round) is no change."""
+    """The finding's net change over the range and its time: (``New``, time) when it was not missing
+    before and is now, (``Fixed``, time) when it was missing before and is not now, else None. RBAC
+    moves (a Fixed and a New at the same time, in different groups) cancel out first; then the
+    first event says what the finding was before (a New: not missing, a Fixed: missing) and the
+    last what it is now, so a finding that became missing and was fixed again inside the range (or
+    the other way round) is no change."""
     remaining = sorted(events)
     for fixed in [e for e in remaining if e[1] == 'Fixed']:
         twin = next((e for e in remaining if e[1] == 'New' and e[0] == fixed[0] and e[2] != fixed[2]), None)
@@ -454,8 +470,19 @@ def _net_status(events):
     before, now = remaining[0][1] == 'Fixed', remaining[-1][1] == 'New'
     if now == before:
         return None
-    return 'New' if now else 'Fixed'
+    return ('New' if now else 'Fixed'), remaining[-1][0]
 
 
-def _change(kb):
-    return {'id': kb['id'], 'kb': kb['kb'], 'name': kb['name'], 'url': kb['url'], 'software': kb['software']}
+def _change(kb, times):
+    """A KB of a change: ``cve_addressed`` = how many of the device's findings it fixes changed so,
+    ``event_time`` = when the last of them did."""
+    return {'id': kb['id'], 'kb': kb['kb'], 'name': kb['name'], 'url': kb['url'], 'software': kb['software'],
+            'cve_addressed': len(times), 'event_time': _iso(max(times)) if max(times) else None}
+
+
+def _iso(text):
+    """A delta's eventTimestamp (``2024-02-19 06:00:00`` or ISO 8601) as ``2024-02-19T06:00:00Z``."""
+    try:
+        return parse_time('eventTimestamp', text).strftime('%Y-%m-%dT%H:%M:%SZ')
+    except ConfigurationError:
+        return text

@@ -190,17 +190,28 @@ changes:
       sample: Servers
     new_kbs:
       description:
-        - The KBs that became missing (see O(since)), each with C(id), C(kb), C(name), C(url) and
-          C(software), most CVEs first.
+        - The KBs that became missing (see O(since)), each with C(id), C(kb), C(name), C(url),
+          C(software), C(cve_addressed) (how many of the device's findings the KB fixes became
+          missing) and C(event_time) (when the last of them did), most CVEs first.
       type: list
       elements: dict
       sample: [{"id": "5034765", "kb": "KB5034765", "name": "2024-02 Cumulative Update for Windows 11 (KB5034765)",
-                "url": "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5034765", "software": ["windows_11"]}]
+                "url": "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5034765", "software": ["windows_11"],
+                "cve_addressed": 3, "event_time": "2024-02-19T18:00:00Z"}]
     fixed_kbs:
-      description: The KBs that were fixed, as in RV(changes[].new_kbs).
+      description: The KBs that were fixed, as in RV(changes[].new_kbs) (C(cve_addressed) counts the fixed findings).
       type: list
       elements: dict
       sample: []
+    event_time:
+      description: When the device's last change in the range happened.
+      type: str
+      sample: "2024-02-19T18:00:00Z"
+latest_event_time:
+  description: With O(since), the time of the latest change the read saw (any device), or null when it saw none.
+  returned: success, with O(since)
+  type: str
+  sample: "2024-02-20T06:00:00Z"
 since:
   description: With O(since), the time the changes were read from, in UTC.
   returned: success, with O(since)

@@ -297,6 +297,12 @@ def test_the_delta_gives_new_and_fixed_kbs_with_rbac_moves_cancelled():
     assert answer['records_read'] == len(records) and answer['since'] == '2024-02-13T06:00:00Z'
     assert [(c['device_id'], [k['kb'] for k in c['new_kbs']], [k['kb'] for k in c['fixed_kbs']])
             for c in answer['changes']] == [(A, ['KB5034765'], ['KB5034122'])]
+    (web,) = answer['changes']
+    assert [(k['cve_addressed'], k['event_time']) for k in web['new_kbs'] + web['fixed_kbs']] == [
+        (1, '2024-02-19T06:00:00Z'), (1, '2024-02-18T06:00:00Z')]
+    assert web['event_time'] == '2024-02-19T06:00:00Z'
+    # the latest KB change seen, of any device (db01's later records change no KB)
+    assert answer['latest_event_time'] == '2024-02-19T06:00:00Z'
 
 
 @pytest.mark.parametrize('first,then', [('Fixed', 'New'), ('New', 'Fixed')])
