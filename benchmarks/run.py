@@ -17,7 +17,10 @@ settings:
   device strategies only up to ``--fleet-device-max`` hosts, computed above it;
 * export-reader: the vulnerability export's reader (``plugins/module_utils/_export.py``) over
   1,000,000 records, through JSON pages and through the files, each read in a process of its own
-  (benchmarks/export_reader.py) against the emulator in another.
+  (benchmarks/export_reader.py) against the emulator in another;
+* inventory: ``ansible-inventory --list`` with the ``defender.tvm.devices`` inventory plugin
+  (``missing_kbs: true``) over 10,000 generated devices, the JSON export route, the files route and
+  a cached pair, against the emulator in a process of its own.
 
 Every run is checked against the emulator's own data. Results are printed as tables and written
 as JSON under benchmarks/results/.
@@ -223,7 +226,7 @@ ROUTE_LIMITS = {
     'software_vulnerabilities_export': ((5, 60.0), (20, 3600.0)),
 }
 # Pages that follow @odata.nextLink can only be asked for one after the other.
-SEQUENTIAL_ROUTES = ('software_vulnerabilities_by_machine', 'software_vulnerability_changes_by_machine')
+SEQUENTIAL_ROUTES = ('software_vulnerabilities_by_machine', 'software_vulnerability_changes_by_machine', 'machine_list')
 
 
 def budget_bounds(by_route, latency, concurrency):
@@ -757,6 +760,201 @@ def export_reader_scenario(bench):
             'summaries': summaries, 'runs': runs}
 
 
+# -- the inventory plugin: ansible-inventory --list over the emulator's generated fleet -------------
+
+MACHINES_PAGE = 10000  # GET /api/machines: "Maximum page size is 10,000"
+
+
+def inventory_config(source, cache_dir=None):
+    """The plugin's first EXAMPLE (no filter: every device is a host), on the given export route."""
+    config = {'plugin': 'defender.tvm.devices', 'missing_kbs': True, 'export_source': source,
+              'keyed_groups': [{'key': 'mde_os_platform', 'prefix': 'os'}, {'key': 'mde_exposure_level', 'prefix': 'exposure'},
+                               {'key': 'mde_risk_score', 'prefix': 'risk'}, {'key': 'mde_machine_tags', 'prefix': 'tag'},
+                               {'key': "mde_missing_kbs | map('lower') | list", 'prefix': 'missing'}],
+              'groups': {'needs_patching': 'mde_missing_kb_count > 0'},
+              'compose': {'ansible_host': 'mde_last_ip_address'}}
+    if cache_dir:
+        config.update({'cache': True, 'cache_plugin': 'ansible.builtin.jsonfile', 'cache_connection': cache_dir,
+                       'cache_timeout': 3600})
+    return config
+
+
+def unwrap_unsafe(value):
+    """``ansible-inventory --list`` prints unsafe values as {"__ansible_unsafe": ...} on some ansible-core versions."""
+    if isinstance(value, dict):
+        if len(value) == 1 and '__ansible_unsafe' in value:
+            return unwrap_unsafe(value['__ansible_unsafe'])
+        return dict((unwrap_unsafe(k), unwrap_unsafe(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [unwrap_unsafe(v) for v in value]
+    return value
+
+
+def emulator_device_ids(emu):
+    """Every device the emulator lists (GET /api/machines, paged), with a token from the admin
+    endpoint: the ground truth of the hosts, read without the collection. Call before a reset."""
+    token = emu.admin('POST', 'token', {'client': 'secret'})['access_token']
+    url, ids = emu.info['url'] + '/api/machines', []
+    while url:
+        response = emu.session.get(url, headers={'Authorization': 'Bearer ' + token}, timeout=600)
+        response.raise_for_status()
+        body = response.json()
+        ids.extend(m['id'].lower() for m in body['value'])
+        url = body.get('@odata.nextLink')
+    return ids
+
+
+def check_inventory(listing, device_ids, truth):
+    """The --list answer against the emulator: every device a host (by mde_device_id), each host's
+    mde_missing_kbs (and count) its device's KBs in the export's truth, the missing_kb<nr> groups
+    exactly the hosts missing that KB, needs_patching exactly the hosts missing any."""
+    listing = unwrap_unsafe(listing)
+    hostvars = (listing.get('_meta') or {}).get('hostvars') or {}
+    host_of, problems = {}, []
+    for host, variables in hostvars.items():
+        device = str(variables.get('mde_device_id') or '').lower()
+        if device in host_of:
+            problems.append('device %s is two hosts: %s and %s' % (device, host_of[device], host))
+        host_of[device] = host
+    missing_hosts = [d for d in device_ids if d not in host_of]
+    extra_hosts = sorted(set(host_of) - set(device_ids))
+    wrong_kbs, expected_groups, expected_patching = [], {}, set()
+    for device in device_ids:
+        kbs = truth.get(device, {})
+        for kb in kbs:
+            expected_groups.setdefault('missing_kb%s' % str(kb).lower(), set()).add(host_of.get(device))
+        host = host_of.get(device)
+        if host is None:
+            continue
+        if kbs:
+            expected_patching.add(host)
+        variables = hostvars[host]
+        found = variables.get('mde_missing_kbs') or []
+        expected = set('KB%s' % kb for kb in kbs)
+        if set(found) != expected or len(found) != len(expected) or variables.get('mde_missing_kb_count') != len(expected):
+            wrong_kbs.append({'host': host, 'device': device, 'expected': sorted(expected), 'found': found,
+                              'count': variables.get('mde_missing_kb_count')})
+    groups = dict((name, set(data.get('hosts') or [])) for name, data in listing.items()
+                  if name != '_meta' and isinstance(data, dict))
+    found_groups = dict((name, hosts) for name, hosts in groups.items() if re.match(r'^missing_kb\d+$', name))
+    wrong_groups = sorted(name for name in set(found_groups) | set(expected_groups)
+                          if found_groups.get(name, set()) != expected_groups.get(name, set()))
+    patching_right = groups.get('needs_patching', set()) == expected_patching
+    correct = not (problems or missing_hosts or extra_hosts or wrong_kbs or wrong_groups) and patching_right
+    return {'correct': correct, 'hosts': len(hostvars), 'devices': len(device_ids), 'groups': len(groups),
+            'missing_kb_groups': len(found_groups), 'host_kb_pairs': sum(len(v.get('mde_missing_kbs') or []) for v in hostvars.values()),
+            'hosts_needing_patching': len(groups.get('needs_patching', ())), 'needs_patching_right': patching_right,
+            'devices_not_hosts': missing_hosts[:5], 'devices_not_hosts_count': len(missing_hosts),
+            'hosts_not_devices': extra_hosts[:5], 'hosts_with_wrong_kbs': wrong_kbs[:5], 'hosts_with_wrong_kbs_count': len(wrong_kbs),
+            'wrong_groups': wrong_groups[:5], 'wrong_groups_count': len(wrong_groups), 'problems': problems[:5]}
+
+
+def inventory_scenario(bench):
+    """``ansible-inventory -i <file>.defender_devices.yml --list`` (plugins/inventory/devices.py) with
+    missing_kbs over the emulator's generated fleet, the emulator in a process of its own: the JSON
+    export route (median of --inventory-runs), the files route once, and a cached pair (jsonfile)."""
+    args = bench.args
+    latency = args.latency_ms / 1000.0
+    options = {'seed': args.seed, 'fleet': args.inventory_fleet, 'latency_ms': args.latency_ms,
+               'token_latency_ms': args.latency_ms}
+    state = os.path.join(args.export_cache, 'inventory-%d' % args.inventory_fleet)
+    log('inventory: starting the emulator in its own process (fleet %d); the export is generated into %s unless it is '
+        'there already' % (args.inventory_fleet, state))
+    started = time.monotonic()
+    emu = EmulatorProcess(state, os.path.join(bench.work, 'inventory-emulator.log'), options)
+    ansible_inventory = os.path.join(os.path.dirname(sys.executable), 'ansible-inventory')
+    runs = []
+    try:
+        log('emulator ready in %.1f s (pid %d)' % (time.monotonic() - started, emu.info['pid']))
+        summary = emu.admin('GET', 'export')
+        truth = dict((k.lower(), v) for k, v in emu.admin('POST', 'export-truth', {}).items())
+        device_ids = emulator_device_ids(emu)
+        log('emulator: %d devices (GET /api/machines), export of %d records of %d devices, %d (device, KB) pairs'
+            % (len(device_ids), summary['records'], summary['devices'], sum(len(v) for v in truth.values())))
+        env = playbook_env(bench.collections, bench.work)
+        env.update(emu.credentials_env())
+        cache_dir = os.path.join(bench.work, 'inventory-cache')
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        plan = [('json', 'json', index + 1, False) for index in range(args.inventory_runs)]
+        plan += [('files', 'files', 1, False), ('cached', 'json', 1, False), ('cached', 'json', 2, False)]
+        if args.inventory_profile:
+            plan.append(('json', 'json', args.inventory_runs + 1, True))
+        for kind, source, index, profile in plan:
+            path = os.path.join(bench.work, 'inventory-%s.defender_devices.yml' % kind)
+            with open(path, 'w') as handle:
+                yaml.safe_dump(inventory_config(source, cache_dir if kind == 'cached' else None), handle, sort_keys=False)
+            name = 'inventory-%s-%d%s' % (kind, index, '-profile' if profile else '')
+            output = os.path.join(bench.work, name + '.json')
+            if os.path.exists(output):
+                os.remove(output)
+            command = [ansible_inventory, '-i', path, '--list', '--output', output]
+            profile_path = os.path.join(bench.work, name + '.prof')
+            if profile:
+                command = [sys.executable, '-m', 'cProfile', '-o', profile_path] + command
+            emu.admin('POST', 'reset')
+            load_before = os.getloadavg()
+            emulator_cpu = process_cpu(emu.proc.pid)
+            run = run_measured(command, env, bench.work, os.path.join(bench.work, name + '.log'), args.timeout)
+            emulator_cpu = process_cpu(emu.proc.pid) - emulator_cpu
+            stats = emu.admin('GET', 'stats')
+            run.update({'kind': kind, 'source': source, 'run': index, 'profiled': profile, 'log': name + '.log',
+                        'loadavg_before': [round(v, 2) for v in load_before], 'loadavg_after': [round(v, 2) for v in os.getloadavg()],
+                        'emulator_cpu_s': round(emulator_cpu, 2), 'api_requests': stats['api_requests'],
+                        'api_by_route': dict((k, v) for k, v in stats['api_by_route'].items() if v),
+                        'token_requests': stats['token_requests'], 'status_429': stats['status_counts'].get('429', 0),
+                        'file_downloads': stats.get('file_downloads', 0),
+                        'export_records_served': dict((k, v) for k, v in stats.get('export_records_served', {}).items() if v)})
+            bounds = budget_bounds(run['api_by_route'], latency, args.max_concurrency)
+            run.update({'min_s_under_budgets': bounds['per_api_s'], 'budget_bounds': bounds})
+            listing = None
+            if run['rc'] == 0 and os.path.exists(output):
+                with open(output) as handle:
+                    listing = json.load(handle)
+            check = check_inventory(listing, device_ids, truth) if listing is not None else {'correct': False}
+            run['check'] = check
+            run['correct'] = bool(check['correct'])
+            if kind == 'cached' and index == 2:
+                run['correct'] = run['correct'] and run['api_requests'] == 0
+            if not run['correct']:
+                run['error_tail'] = run['output'][-3000:]
+            if profile:
+                run['top_functions'] = top_functions(profile_path)
+            runs.append(strip(run))
+            log('inventory %-6s %s: %7.2f s, %d hosts, %d missing_kb groups, %d calls %s, %d token(s), %d downloads, peak RSS '
+                '%.0f MB (main %.0f MB), min. %.2f s under the budgets, emulator CPU %.1f s, load %.1f%s'
+                % (kind, 'profiled' if profile else 'run %d' % index, run['wall_s'], check.get('hosts', 0),
+                   check.get('missing_kb_groups', 0), run['api_requests'], run['api_by_route'], run['token_requests'],
+                   run['file_downloads'], run['peak_rss_mb'], run['peak_main_rss_mb'], bounds['per_api_s'], emulator_cpu,
+                   load_before[0], '' if run['correct'] else '  WRONG OR FAILED'))
+            if profile:
+                for entry in run['top_functions'][:12]:
+                    log('    %7.2f s own %7.2f s cum %9d calls  %s'
+                        % (entry['own_s'], entry['cumulative_s'], entry['calls'], entry['function']))
+    finally:
+        emu.stop()
+    rows = []
+    for kind, label in (('json', 'JSON export'), ('files', 'export files'), ('cached', 'cached')):
+        for index in ((1, 2) if kind == 'cached' else (None,)):
+            measured = [r for r in runs if r['kind'] == kind and not r['profiled'] and (index is None or r['run'] == index)]
+            if not measured:
+                continue
+            middle = sorted(measured, key=lambda r: r['wall_s'])[len(measured) // 2]
+            rows.append({'kind': kind, 'label': label + ('' if index is None else (', first run' if index == 1 else ', second run')),
+                         'source': middle['source'], 'runs': len(measured), 'walls_s': [r['wall_s'] for r in measured],
+                         'median_wall_s': middle['wall_s'], 'devices': len(device_ids), 'hosts': middle['check'].get('hosts', 0),
+                         'missing_kb_groups': middle['check'].get('missing_kb_groups', 0),
+                         'api_requests': max(r['api_requests'] for r in measured), 'api_by_route': middle['api_by_route'],
+                         'token_requests': max(r['token_requests'] for r in measured),
+                         'file_downloads': middle['file_downloads'], 'peak_rss_mb': max(r['peak_rss_mb'] for r in measured),
+                         'peak_main_rss_mb': max(r['peak_main_rss_mb'] for r in measured),
+                         'min_s_under_budgets': middle['min_s_under_budgets'], 'all_correct': all(r['correct'] for r in measured)})
+    return {'emulator': dict(options, process='its own (python -m mde_emulator --prepare-export)'),
+            'export': dict((k, v) for k, v in summary.items() if k not in ('files', 'directory')),
+            'devices': len(device_ids), 'expected_machine_pages': -(-len(device_ids) // MACHINES_PAGE),
+            'expected_export_pages': -(-summary['records'] // 50000),
+            'inventory': inventory_config('json'), 'rows': rows, 'runs': runs}
+
+
 # -- tables and targets -----------------------------------------------------------------------------
 
 def main_table(rows):
@@ -834,6 +1032,22 @@ def reader_table(scenario):
             data['source'], data['records'], ' / '.join('%.1f' % w for w in data['walls_s']), data['median_wall_s'],
             data['median_records_per_s'], data['cpu_s_of_median'], data['records_per_cpu_s_of_median'], data['rss_before_mb'],
             data['max_rss_growth_mb'], calls, 'correct' if data['all_correct'] else 'FAILED'))
+    return '\n'.join(lines)
+
+
+def inventory_table(scenario):
+    lines = ['| run | devices | runs (s) | median wall (s) | API calls | calls by route | token requests | peak RSS (MB) | '
+             'main process RSS (MB) | least time under Defender\'s budgets | hosts | missing_kb groups | result |',
+             '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|']
+    for row in scenario['rows']:
+        calls = ', '.join('%s %d' % item for item in sorted(row['api_by_route'].items())) or 'none'
+        if row['file_downloads']:
+            calls += ' (+%d downloads)' % row['file_downloads']
+        lines.append('| %s | %d | %s | %.2f | %d | %s | %d | %.0f | %.0f | %s | %d | %d | %s |' % (
+            row['label'], row['devices'], ' / '.join('%.1f' % w for w in row['walls_s']), row['median_wall_s'],
+            row['api_requests'], calls, row['token_requests'], row['peak_rss_mb'], row['peak_main_rss_mb'],
+            _duration(row['min_s_under_budgets']), row['hosts'], row['missing_kb_groups'],
+            'correct' if row['all_correct'] else 'FAILED'))
     return '\n'.join(lines)
 
 
@@ -918,6 +1132,31 @@ def targets(results):
         found.append(('export reader, %s route, %d records: peak RSS growth under 250 MB' % (data['source'], data['records']),
                       data['max_rss_growth_mb'] < 250 and data['all_correct'],
                       '+%.0f MB (%.0f MB before the read)' % (data['max_rss_growth_mb'], data['rss_before_mb'])))
+    inventory = results.get('inventory')
+    if inventory:
+        rows = dict((r['label'], r) for r in inventory['rows'])
+        main_row = rows.get('JSON export')
+        if main_row and inventory['devices'] >= 10000:
+            found.append(('inventory: ansible-inventory --list over %d devices with missing_kbs (JSON export) under 60 s'
+                          % inventory['devices'], main_row['median_wall_s'] < 60 and main_row['all_correct'],
+                          '%.1f s (median of %d), %d calls, peak RSS %.0f MB' % (
+                              main_row['median_wall_s'], main_row['runs'], main_row['api_requests'], main_row['peak_rss_mb'])))
+        for row in inventory['rows']:
+            if row['kind'] in ('json', 'files'):
+                pages = row['api_by_route'].get('machine_list', 0)
+                others = dict((k, v) for k, v in row['api_by_route'].items() if k != 'machine_list')
+                export_ok = (others == {'software_vulnerabilities_by_machine': inventory['expected_export_pages']}
+                             if row['kind'] == 'json' else others == {'software_vulnerabilities_export': 1})
+                found.append(('inventory (%s): API calls only the device list\'s pages and the export\'s' % row['label'],
+                              pages == inventory['expected_machine_pages'] and export_ok and row['token_requests'] == 1,
+                              '%d devices: machine_list %d (%d expected), %s, %d token(s)' % (
+                                  inventory['devices'], pages, inventory['expected_machine_pages'],
+                                  ', '.join('%s %d' % i for i in sorted(others.items())), row['token_requests'])))
+        second = rows.get('cached, second run')
+        if second:
+            found.append(('inventory: a cached second run makes zero API calls', second['api_requests'] == 0 and second['all_correct'],
+                          '%d calls, %d token requests, %.1f s'
+                          % (second['api_requests'], second['token_requests'], second['median_wall_s'])))
     return [{'target': t, 'met': bool(m), 'evidence': e} for t, m, e in found]
 
 
@@ -979,8 +1218,8 @@ def parse_args(argv):
                         help='the emulator\'s calls per 60 s sliding window in the main scenario, and the collection\'s '
                              'requests_per_minute (default 100, the collection\'s default; 0: none)')
     parser.add_argument('--max-concurrency', type=int, default=8, help='the collection\'s max_concurrency, for the bound (default 8)')
-    parser.add_argument('--scenarios', type=_names, default=['main', 'rate-limit', 'fleet', 'export-reader'],
-                        help='main,rate-limit,fleet,export-reader')
+    parser.add_argument('--scenarios', type=_names, default=['main', 'rate-limit', 'fleet', 'export-reader', 'inventory'],
+                        help='main,rate-limit,fleet,export-reader,inventory')
     parser.add_argument('--rate-limit-n', type=int, default=250)
     parser.add_argument('--rate-limit-runs', type=int, default=1)
     parser.add_argument('--rate-limit-variants', type=_names, default=['lookup', 'module'])
@@ -1004,6 +1243,12 @@ def parse_args(argv):
     parser.add_argument('--export-cache', default=os.path.join(ROOT, '.work', 'bench-export-cache'),
                         help='the export reader emulator\'s state dir parent: the generated export is kept there and '
                              'reused (its directory is named after the data\'s fingerprint); default .work/bench-export-cache')
+    parser.add_argument('--inventory-fleet', type=int, default=10000,
+                        help='inventory: devices of the generated fleet (default 10000; the emulator adds its seeded ones)')
+    parser.add_argument('--inventory-runs', type=int, default=3,
+                        help='inventory: ansible-inventory --list runs on the JSON export route; the median is reported (default 3)')
+    parser.add_argument('--inventory-profile', action='store_true',
+                        help='inventory: one more JSON-route run under cProfile; the top functions go to the JSON')
     parser.add_argument('--task-times', action='store_true',
                         help='record how long each task takes (benchmarks/callback_plugins/task_times.py) in the JSON')
     parser.add_argument('--seed', type=int, default=20240213)
@@ -1014,9 +1259,12 @@ def parse_args(argv):
     parser.add_argument('--note', help='a note kept in the JSON (e.g. what else ran on the machine)')
     parser.add_argument('--output', help='the JSON file to write (default benchmarks/results/<date>-<machine>.json)')
     args = parser.parse_args(argv)
+    # The runs' paths are given to processes started in the work dir: a relative --work-dir would not hold there.
+    args.work_dir = os.path.abspath(args.work_dir)
     if args.quick:
         args.sizes, args.runs, args.fleet_sizes = [10], 1, [10]
         args.reader_fleet, args.reader_runs = 2000, 1
+        args.inventory_fleet, args.inventory_runs = 200, 1
         args.scenarios = [s for s in args.scenarios if s != 'rate-limit']
     needed_software = max(args.sizes + [args.rate_limit_n if 'rate-limit' in args.scenarios else 0])
     args.extra_software = max(needed_software, 10)
@@ -1036,7 +1284,8 @@ def main(argv=None):
     bench = Bench(args, args.work_dir)
     # The tree is shared with other work: which reader was measured, exactly.
     measured = {}
-    for name in ('plugins/module_utils/_export.py', 'plugins/module_utils/_client.py', 'plugins/module_utils/_transport.py'):
+    for name in ('plugins/module_utils/_export.py', 'plugins/module_utils/_client.py', 'plugins/module_utils/_transport.py',
+                 'plugins/inventory/devices.py', 'plugins/module_utils/_devices.py'):
         path = os.path.join(bench.collections, 'ansible_collections', 'defender', 'tvm', name)
         if os.path.exists(path):
             with open(path, 'rb') as handle:
@@ -1062,6 +1311,8 @@ def main(argv=None):
             results['fleet'] = fleet_scenario(bench)
         if 'export-reader' in args.scenarios:
             results['export_reader'] = export_reader_scenario(bench)
+        if 'inventory' in args.scenarios:
+            results['inventory'] = inventory_scenario(bench)
     finally:
         bench.close()
     results['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
@@ -1083,6 +1334,11 @@ def main(argv=None):
         print('\nExport reader: %d records of %d devices, each route read in a process of its own\n'
               % (results['export_reader']['export']['records'], results['export_reader']['export']['devices']))
         print(reader_table(results['export_reader']))
+    if 'inventory' in results:
+        inventory = results['inventory']
+        print('\nInventory plugin: ansible-inventory --list, missing_kbs, %d devices, export of %d records; the emulator in a '
+              'process of its own\n' % (inventory['devices'], inventory['export']['records']))
+        print(inventory_table(inventory))
     print('\nTargets:')
     for target in results['targets']:
         print('  [%s] %s: %s' % ('met' if target['met'] else 'MISSED', target['target'], target['evidence']))
@@ -1098,6 +1354,7 @@ def main(argv=None):
     failed = failed or any(not d['all_correct'] for d in (results.get('rate_limit') or {}).get('variants', []))
     failed = failed or any(not r['correct'] for r in (results.get('fleet') or {}).get('rows', []))
     failed = failed or any(not r['correct'] for r in (results.get('export_reader') or {}).get('runs', []))
+    failed = failed or any(not r['correct'] for r in (results.get('inventory') or {}).get('runs', []))
     return 1 if failed else 0
 
 

@@ -26,7 +26,6 @@ from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 from ansible_collections.defender.tvm.plugins.module_utils import _transport as transport
 from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
 from ansible_collections.defender.tvm.plugins.module_utils._errors import NotFoundError
-from ansible_collections.defender.tvm.plugins.module_utils._options import OPTIONS
 from ansible_collections.defender.tvm.plugins.plugin_utils import _defender_plugin
 
 try:  # ansible-core >= 2.19
@@ -38,16 +37,6 @@ try:  # ansible-core >= 2.19 decides per process whether fail_json keeps a trace
     from ansible.module_utils._internal import _traceback
 except ImportError:  # ansible-core 2.16 to 2.18: kept when given, or at -vvv
     _traceback = None
-
-# Every environment variable the shared options read (MDE_* and AZURE_*).
-OPTION_ENVIRONMENT = sorted(set(name for definition in OPTIONS.values() for name in definition['env']))
-
-
-@pytest.fixture
-def clean_environment(monkeypatch):
-    """No MDE_*/AZURE_* variable of the machine running the tests leaks into a test."""
-    for name in OPTION_ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
 
 
 class FakeDefender:
