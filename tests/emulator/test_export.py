@@ -11,7 +11,6 @@ seconds). Time is moved with the emulator's clock, never slept.
 
 import collections
 import datetime
-import gzip
 import json
 import os
 import re
@@ -23,7 +22,8 @@ import urllib.parse
 import pytest
 import requests
 
-from emulator_helpers import HERE, FakeClock, VerifyingSession, api, assert_api_error, bearer
+from emulator_helpers import (HERE, FakeClock, VerifyingSession, api, assert_api_error, bearer, derive_delta,
+                              download, follow, kb_counts, kb_of)
 from mde_emulator import Emulator
 from mde_emulator import export as export_module
 from mde_emulator.data import LINUX_MACHINES
@@ -37,50 +37,8 @@ CAMEL = re.compile(r"^[a-z][A-Za-z]*$")
 PASCAL = re.compile(r"^[A-Z][A-Za-z]*$")
 
 
-def follow(http, emu, path, headers=None):
-    """Every record of a paged export route, following @odata.nextLink; (records, pages)."""
-    headers = headers or bearer(emu)
-    records, pages, url = [], 0, emu.url + path
-    while url:
-        response = http.get(url, headers=headers)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        records.extend(body["value"])
-        pages += 1
-        url = body.get("@odata.nextLink")
-    return records, pages
-
-
-def kb_of(record, key="recommendedSecurityUpdateId"):
-    """The KB number of a record ("5034123"), or None; the id comes as "5034123", 5034123 or "KB5034123"."""
-    value = record.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        digits = value[2:] if value[:2].upper() == "KB" else value
-        return digits if digits.isdigit() else None
-    return None
-
-
 def export_records(http, emu):
     return follow(http, emu, BY_MACHINE + "?pageSize=200000")[0]
-
-
-def kb_counts(records, device_key="deviceId", kb_key="recommendedSecurityUpdateId"):
-    """device id -> {kb: number of records}, from records."""
-    result = {}
-    for record in records:
-        kb = kb_of(record, kb_key)
-        if kb is not None:
-            per_device = result.setdefault(record[device_key], {})
-            per_device[kb] = per_device.get(kb, 0) + 1
-    return result
-
-
-def download(http, url, **kwargs):
-    response = http.get(url, **kwargs)
-    assert response.status_code == 200, response.text
-    return [json.loads(line) for line in gzip.decompress(response.content).decode("utf-8").splitlines()]
 
 
 def export_list(http, emu, hours=1):
@@ -340,50 +298,6 @@ def test_delta_has_rbac_move_duplicates(emu, http):
         assert fixed and new and new[0]["rbacGroupName"] == emu.data["machines"][group[0]["deviceId"]]["rbacGroupName"]
     orders = {tuple(r["status"] for r in group) for group in moves}
     assert ("Fixed", "New") in orders and ("New", "Fixed") in orders   # either order: a client must not rely on it
-
-
-def derive_delta(current, changes):
-    """What a client makes of the export and the delta: device -> {"new", "fixed", "transient"} KB lists.
-
-    A Fixed and a New of one record at one eventTimestamp with different device groups are an RBAC move
-    and cancel out. A record's first remaining change says whether it was open before the range (New: no),
-    its last one whether it is open now; records without a change are as in the current export.
-    """
-    by_record = collections.defaultdict(list)
-    for record in changes:
-        by_record[record["id"]].append(record)
-    in_export = {r["id"]: r for r in current}
-    kb_state = collections.defaultdict(lambda: [False, False, False])   # (device, kb) -> before, now, new seen
-    for rid, record in in_export.items():
-        if rid not in by_record and kb_of(record):
-            kb_state[(record["deviceId"], kb_of(record))][:2] = [True, True]
-    for rid, events in by_record.items():
-        kb = kb_of(events[0])
-        remaining = []
-        for stamp in sorted({e["eventTimestamp"] for e in events}):
-            group = [e for e in events if e["eventTimestamp"] == stamp]
-            fixed = [e for e in group if e["status"] == "Fixed"]
-            new = [e for e in group if e["status"] == "New"]
-            while fixed and new and fixed[0]["rbacGroupName"] != new[0]["rbacGroupName"]:
-                group.remove(fixed.pop(0))
-                group.remove(new.pop(0))
-            remaining.extend(group)
-        changes_only = [e["status"] for e in remaining if e["status"] != "Updated"]
-        before = not remaining or remaining[0]["status"] != "New"
-        now = changes_only[-1] == "New" if changes_only else before
-        assert now == (rid in in_export), (rid, [e["status"] for e in events])   # the delta ends at the export
-        if kb is not None:
-            state = kb_state[(events[0]["deviceId"], kb)]
-            state[0] |= before
-            state[1] |= now
-            state[2] |= "New" in changes_only
-    result = {}
-    for (mid, kb), (before, now, new_seen) in sorted(kb_state.items()):
-        kind = "new" if now and not before else "fixed" if before and not now else \
-            "transient" if new_seen and not before and not now else None
-        if kind:
-            result.setdefault(mid, {"new": [], "fixed": [], "transient": []})[kind].append(kb)
-    return result
 
 
 @pytest.mark.parametrize("since", [OLDEST, "2024-02-13T20:15:00Z", "2024-02-19T23:59:59.5+00:00"])

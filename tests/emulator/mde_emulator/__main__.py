@@ -14,7 +14,7 @@ from .emulator import Emulator
 from .faults import DEFAULT_FAULTS
 
 CONSTRUCTOR_KEYS = ("seed", "host", "port", "extra_software", "extra_machines", "fleet", "findings_per_device",
-                    "export_parts", "files_host", "verbose")
+                    "export_parts", "files_host", "verbose", "snapshot")
 
 
 def _json_arg(text):
@@ -40,7 +40,7 @@ def build_parser():
     parser.add_argument("--port", type=int, default=None, help="listen port (default 0: any free port)")
     parser.add_argument("--config", help="JSON file with fault keys and/or seed, host, port, extra_software, "
                                          "extra_machines, fleet, findings_per_device, export_parts, files_host, "
-                                         "prepare_export; flags override it")
+                                         "snapshot, prepare_export; flags override it")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--extra-software", type=int, default=None)
     parser.add_argument("--extra-machines", type=int, default=None)
@@ -49,6 +49,9 @@ def build_parser():
                         help="export records per device (default: as drawn, about 11)")
     parser.add_argument("--export-parts", type=int, default=None, help="part files of the files export (default 3)")
     parser.add_argument("--files-host", default=None, help="host name of the export's file host")
+    parser.add_argument("--snapshot", default=None,
+                        help="the instant the data is taken at: ISO 8601 UTC on a six-hour boundary, or 'now' "
+                             "(the start of the current six-hour bucket); default 2024-02-20T06:00:00Z")
     parser.add_argument("--prepare-export", action="store_true", default=None,
                         help="generate the vulnerability export before printing the ready line")
     parser.add_argument("--verbose", action="store_true", default=None, help="log requests to stderr")

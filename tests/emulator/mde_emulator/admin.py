@@ -29,6 +29,13 @@ def _delta_truth(emulator, payload):
     return emulator.delta_truth(payload["since"], payload.get("device_ids"))
 
 
+def _delta_changes(emulator, payload):
+    if not isinstance(payload, dict) or "changes" not in payload:
+        raise ValueError('delta-changes needs {"changes": [{"device_id", "kb", "status": "New"|"Fixed", '
+                         '"rbac_move"?: false, "at"?: "<ISO 8601>"}, ...]}')
+    return {"changes": emulator.add_delta_changes(payload["changes"])}
+
+
 ADMIN_ROUTES = {
     ("GET", "/_emulator/stats"): lambda emulator, _payload: emulator.stats(),
     ("GET", "/_emulator/config"): lambda emulator, _payload: emulator.faults(),
@@ -44,6 +51,8 @@ ADMIN_ROUTES = {
     ("POST", "/_emulator/export"): lambda emulator, _payload: emulator.prepare_export(),
     ("POST", "/_emulator/export-truth"): _export_truth,
     ("POST", "/_emulator/delta-truth"): _delta_truth,
+    ("GET", "/_emulator/delta-changes"): lambda emulator, _payload: {"changes": emulator.delta_changes()},
+    ("POST", "/_emulator/delta-changes"): _delta_changes,
 }
 
 

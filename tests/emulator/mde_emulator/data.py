@@ -26,7 +26,8 @@ import random
 import uuid
 
 CATALOG_URL = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB{}"
-# The data is a snapshot taken at a fixed instant, so it does not depend on when the emulator runs.
+# The data is a snapshot taken at a fixed instant, so it does not depend on when the emulator runs (by
+# default: ``Dataset(snapshot=...)`` moves every time of the data with another instant, the draws stay).
 SNAPSHOT = datetime.datetime(2024, 2, 20, 6, 0, 0, tzinfo=datetime.timezone.utc)
 
 # (vendor, name, weaknesses range). Software without KBs below still has weaknesses:
@@ -277,16 +278,18 @@ class MachineSequence(collections.abc.Sequence):
 class Dataset:  # pylint: disable=too-many-instance-attributes
     """Entities plus relation indexes. Built once per emulator; read-only afterwards."""
 
-    # Read by the fleet and the export (constants of this module, as attributes).
-    snapshot = SNAPSHOT
+    # Read by the fleet and the export (constants of this module, as attributes; ``snapshot`` per dataset).
     domain = DOMAIN
     os_details = OS_DETAILS
     os_software = OS_SOFTWARE
     rbac_group_ids = RBAC_GROUP_IDS
     timestamp = staticmethod(lambda moment: _timestamp(moment))  # pylint: disable=unnecessary-lambda
 
-    def __init__(self, seed=0, extra_software=0, extra_machines=0, fleet=0):
+    def __init__(self, seed=0, extra_software=0, extra_machines=0, fleet=0, snapshot=SNAPSHOT):  # pylint: disable=too-many-arguments
         self.seed = seed
+        # The instant the data is taken at: lastSeen and firstSeen are drawn as durations before it, so
+        # another snapshot moves them and nothing else.
+        self.snapshot = snapshot
         self.config = {"seed": seed, "extra_software": extra_software, "extra_machines": extra_machines, "fleet": fleet}
         self._rng = random.Random(seed)
         self.software = {}          # id -> Software entity (API shape)
@@ -306,6 +309,10 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         self._add_linux()       # the same
         self._add_inventory()   # the same
         self.fleet = self._add_fleet(fleet) if fleet else None  # its own RNG per device
+        # The missing KBs at the snapshot (the export's history is drawn from them); machine_missing is the
+        # current state, which changes added at run time move (set_missing replaces a device's list).
+        self.base_missing = dict(self.machine_missing)
+        self._kb_order = {kb: index for index, kb in enumerate(self.kbs)}
         # GET /api/machines/{computerDnsName}: of several devices with that name (one onboarded again),
         # the one seen last; a device without a name is found by its id only.
         self.by_dns_name = {}
@@ -331,7 +338,8 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         rng = self._rng
         mid = self._machine_id(host)
         version, build = OS_DETAILS[platform]
-        last_seen = SNAPSHOT - datetime.timedelta(minutes=rng.randint(5, 60 * 20), microseconds=rng.randint(0, 999999))
+        last_seen = self.snapshot - datetime.timedelta(minutes=rng.randint(5, 60 * 20),
+                                                       microseconds=rng.randint(0, 999999))
         first_seen = last_seen - datetime.timedelta(days=rng.randint(60, 700), seconds=rng.randint(0, 86399))
         server = platform.startswith("WindowsServer")
         ip = f"10.{20 if server else 10}.{index // 250}.{10 + index % 240}"
@@ -498,7 +506,7 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         for index, (mid, fqdn, platform, group, names, missing) in enumerate(DOCUMENTED_MACHINES):
             version, build = OS_DETAILS[platform]
             server = platform.startswith("WindowsServer")
-            last_seen = SNAPSHOT - datetime.timedelta(hours=2 + index)
+            last_seen = self.snapshot - datetime.timedelta(hours=2 + index)
             ip = f"10.{30 if server else 40}.0.{10 + index}"
             self.machines[mid] = {
                 "id": mid, "computerDnsName": fqdn, "firstSeen": _timestamp(last_seen - datetime.timedelta(days=400)),
@@ -532,7 +540,7 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
             self.software_machines[sid] = []
             self.software_missing[sid] = []
         for index, (mid, host, distribution, sids) in enumerate(LINUX_MACHINES):
-            last_seen = SNAPSHOT - datetime.timedelta(hours=1, minutes=7 * index)
+            last_seen = self.snapshot - datetime.timedelta(hours=1, minutes=7 * index)
             ip = f"10.60.0.{10 + index}"
             self.machines[mid] = {
                 "id": mid, "computerDnsName": host, "firstSeen": _timestamp(last_seen - datetime.timedelta(days=300)),
@@ -562,11 +570,11 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
         for index, spec in enumerate(INVENTORY_MACHINES):
             mid, platform, group = spec["id"], spec["osPlatform"], spec["rbacGroupName"]
             version, build = OS_DETAILS[platform]
-            last_seen = SNAPSHOT - spec["lastSeen"]
+            last_seen = self.snapshot - spec["lastSeen"]
             server = platform.startswith("WindowsServer")
             self.machines[mid] = {
                 "id": mid, "computerDnsName": spec["computerDnsName"],
-                "firstSeen": _timestamp(SNAPSHOT - spec["firstSeen"]), "lastSeen": _timestamp(last_seen),
+                "firstSeen": _timestamp(self.snapshot - spec["firstSeen"]), "lastSeen": _timestamp(last_seen),
                 "osPlatform": platform, "version": version, "osProcessor": "x64", "osBuild": build,
                 "osArchitecture": "64-bit", "lastIpAddress": spec["lastIpAddress"],
                 "lastExternalIpAddress": f"198.51.100.{80 + index}", "healthStatus": spec["healthStatus"],
@@ -660,6 +668,25 @@ class Dataset:  # pylint: disable=too-many-instance-attributes
             return self._applicable_kbs(platform, names)
         return [kb for kb, info in self.kbs.items()
                 if info["platform"] in (None, platform) and names.intersection(info["productsNames"])]
+
+    # -- changes at run time --------------------------------------------------------------------
+
+    def set_missing(self, mid, kb, missing):
+        """Make a device miss ``kb`` (``missing`` True) or not from now on: its getmissingkbs and the
+        ``machineMissedOn`` of its software that the KB names (not the documented one, fixed to Microsoft's
+        sample). The device's list is replaced, never changed in place (``base_missing`` shares it)."""
+        current = self.machine_missing[mid]
+        if (kb in current) == missing:
+            return
+        kbs = set(current) | {kb} if missing else set(current) - {kb}
+        self.machine_missing[mid] = sorted(kbs, key=self._kb_order.__getitem__)
+        names = self.kbs[kb]["productsNames"]
+        for sid in self.machine_software[mid]:
+            if self.software[sid]["name"] not in names or (sid, kb) == (DOCUMENTED_SOFTWARE["id"], DOCUMENTED_KB["id"]):
+                continue
+            counts = dict(self.software_missing[sid])
+            counts[kb] = counts.get(kb, 0) + (1 if missing else -1)
+            self.software_missing[sid] = [(k, counts[k]) for k in self.kbs if counts.get(k, 0) > 0]
 
     # -- API views ------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import uuid
 
 from . import constants as C
 from . import export as X
-from .findings import OLDEST_SINCE, RUNS, first_run_since
 from .odata import DATETIME, NUMBER, STRING, STRINGS, FilterError, compile_filter
 
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
@@ -325,7 +324,7 @@ class Defender:
             return X.ExportStore.page(lines, first, count, context, None)
         start = first
         if "$skiptoken" in options:
-            start = X.decode_skiptoken(kind, options["$skiptoken"], lines)
+            start = X.decode_skiptoken(kind, options["$skiptoken"], lines, self.export.store.time_path)
             if start is None or start < first:
                 raise ApiError(400, "ODataError", f"The skip token value '{options['$skiptoken']}' is invalid.")
         end = min(lines.total, start + page_size)
@@ -333,7 +332,7 @@ class Defender:
         if end < lines.total:
             link_base = self.traffic.get("nextlink_base") or request.base
             link = (f"{link_base}{request.path}?{extra_query}pagesize={page_size}"
-                    f"&$skiptoken={X.position_token(kind, lines, end)}")
+                    f"&$skiptoken={X.position_token(kind, lines, end, self.export.store.time_path)}")
         self.traffic.records_served(route_name, end - start)
         return X.ExportStore.page(lines, start, end - start, context, link)
 
@@ -348,12 +347,12 @@ class Defender:
         if not text:
             raise ApiError(400, "MissingRequiredParameter", "The sinceTime parameter is required.")
         since = _parse_since(text)
-        if since < OLDEST_SINCE:
+        oldest = store.timeline.oldest_since   # 14 days before the snapshot
+        if since < oldest:
             raise ApiError(400, "InvalidInput", f"sinceTime '{text}' is too far back: the changes of the last 14 days "
-                           f"are kept (from {OLDEST_SINCE:%Y-%m-%dT%H:%M:%SZ}).")
-        run = first_run_since(since)
-        first = store.run_starts[run] if run < RUNS else store.delta.total
-        return self._export_page("software_vulnerability_changes_by_machine", "VaDelta", store.delta, first, request,
+                           f"are kept (from {oldest:%Y-%m-%dT%H:%M:%SZ}).")
+        delta, first = store.delta_since(since)
+        return self._export_page("software_vulnerability_changes_by_machine", "VaDelta", delta, first, request,
                                  extra_query=f"sincetime={urllib.parse.quote(text, safe='')}&")
 
     def _software_vulnerabilities_export(self, request):

@@ -13,7 +13,7 @@ from .defender import Defender
 from .entra import Entra
 from .export import ExportService, ExportStore
 from .faults import Traffic, normalize_faults
-from .findings import first_run_since
+from .findings import Change, bucket_start, iso_ms, parse_snapshot
 from .server import EmulatorHTTPServer, make_ssl_context
 
 
@@ -28,11 +28,14 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
     device have exactly that many export records (or more, if its KB findings are more);
     ``export_parts`` is the number of part files of the files route; ``files_host`` the host name
     of the file host (default: ``localhost`` when the API is on an IP address, else 127.0.0.1).
+    ``snapshot`` is the instant the data is taken at (ISO 8601 UTC text or a datetime, on a six-hour
+    boundary, or ``"now"``: the start of the current six-hour bucket of the wall clock); every time the
+    emulator serves moves with it. Default: 2024-02-20 06:00 UTC.
     """
 
     def __init__(self, state_dir, *, seed=0, host="127.0.0.1", port=0,  # pylint: disable=too-many-arguments,too-many-locals
                  extra_software=0, extra_machines=0, fleet=0, findings_per_device=None, export_parts=3,
-                 files_host=None, clock=None, verbose=False, **faults):
+                 files_host=None, clock=None, verbose=False, snapshot=None, **faults):
         normalize_faults(faults)  # fail fast on unknown keys or bad values
         if isinstance(fleet, bool) or not isinstance(fleet, int) or fleet < 0:
             raise ValueError(f"fleet must be a non-negative integer, got {fleet!r}")
@@ -42,13 +45,15 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
         self.verbose = verbose
         self._requested_port = port
         self.files_host = files_host or ("127.0.0.1" if host in ("localhost", "0.0.0.0", "") else "localhost")
-        self.keys = KeyMaterial(self.state_dir, [host, self.files_host])
-        self.dataset = Dataset(seed, extra_software=extra_software, extra_machines=extra_machines, fleet=fleet)
         self.traffic = Traffic(seed, faults, clock)
-        self.entra = Entra(self.keys)
-        self.defender = Defender(self.dataset, self.entra, self.traffic)
         # The emulator's wall clock: real time at creation, moved by ``clock`` from there on.
         self._wall_start, self._clock_start = time.time(), self.traffic.clock()
+        self.snapshot = parse_snapshot(snapshot, self.now())
+        self.keys = KeyMaterial(self.state_dir, [host, self.files_host])
+        self.dataset = Dataset(seed, extra_software=extra_software, extra_machines=extra_machines, fleet=fleet,
+                               snapshot=self.snapshot)
+        self.entra = Entra(self.keys)
+        self.defender = Defender(self.dataset, self.entra, self.traffic)
         self.export_store = ExportStore(self.dataset, self.state_dir, parts=export_parts,
                                         findings_per_device=findings_per_device)
         self.defender.export = ExportService(self.export_store, self.traffic, self.now, C.TENANT_ID)
@@ -179,7 +184,8 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
                 "tenant_domain": C.TENANT_DOMAIN, "authority": self.authority, "token_endpoint": self.token_endpoint,
                 "scope": C.DEFAULT_SCOPE, "clients": self.clients, "pid": os.getpid(), "state_dir": self.state_dir,
                 "seed": self.seed, "files_url": self.files_url, "fleet": self.dataset.config["fleet"],
-                "export_dir": self.export_store.directory}
+                "export_dir": self.export_store.base_directory,
+                "snapshot": f"{self.snapshot:%Y-%m-%dT%H:%M:%SZ}"}
 
     @property
     def data(self):
@@ -192,6 +198,12 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
         return self._data
 
     # -- the vulnerability export ---------------------------------------------------------------
+
+    @property
+    def timeline(self):
+        """The snapshot's times (findings.Timeline): ``snapshot``, ``oldest_since`` (the oldest sinceTime the
+        delta takes), ``run_times`` and ``event_timestamps`` of the 56 runs, ``first_run_since(moment)``."""
+        return self.export_store.timeline
 
     def now(self):
         """The emulator's wall clock (UTC): real time at creation plus what ``clock`` moved since."""
@@ -235,14 +247,121 @@ class Emulator:  # pylint: disable=too-many-instance-attributes
         if isinstance(since, str):
             from .defender import _parse_since  # pylint: disable=import-outside-toplevel
             since = _parse_since(since)
-        run = first_run_since(since)
         model = self.export_store.model
+        run, since_at = model.timeline.first_run_since(since), bucket_start(since)
         result = {}
         for mid in (device_ids if device_ids is not None else model.device_ids()):
-            new, fixed, transient = model.history(mid).delta_truth(run)
+            new, fixed, transient = model.history(mid).delta_truth(run, since_at)
             if new or fixed or transient:
                 result[mid] = {"new": new, "fixed": fixed, "transient": transient}
         return result
+
+    def add_delta_changes(self, changes):
+        """Add changes after the snapshot, as the delta reports them (``POST /_emulator/delta-changes``).
+
+        ``changes``: [{"device_id" (id or computerDnsName), "kb" (a catalog KB: "5034763", 5034763 or
+        "KB5034763"), "status": "New" | "Fixed", "rbac_move": False, "at"?: ISO 8601 text or datetime
+        (default ``now()``)}]. A New makes the device miss the KB (it must not miss it yet), a Fixed
+        makes it not (it must miss it); ``"rbac_move": true`` (status not needed, not used) adds the Fixed (group
+        ``Unassigned``) and New (its group) pair of a device-group move for each open finding of the KB
+        (of the device, without ``kb``), which changes nothing. ``at`` must be from the snapshot to
+        ``now()``, and not before an earlier added change. All or none are added (``ValueError``).
+        From then on getmissingkbs, ``machineMissedOn``, ``data``, the export (JSON pages and files,
+        generated again at the next request), ``export_truth()``, ``delta_truth()`` and the delta (its
+        records after the 56 runs, eventTimestamp ``at``) show them. Returns the added changes."""
+        if not isinstance(changes, (list, tuple)) or not changes:
+            raise ValueError('delta-changes needs {"changes": [{"device_id", "kb", "status": "New"|"Fixed", '
+                             '"rbac_move"?: false, "at"?: "<ISO 8601>"}, ...]}')
+        store, data = self.export_store, self.dataset
+        with store.lock:
+            model = store.model
+            now = self.now()
+            last = model.changes[-1].at if model.changes else self.snapshot
+            missing = {}        # device id -> its missing KBs after the changes checked so far
+            parsed = []
+            for number, item in enumerate(changes):
+                change = self._change(item, len(model.changes) + number, now, last, missing)
+                last = change.at
+                parsed.append(change)
+            for change in parsed:
+                if not change.rbac_move:
+                    data.set_missing(change.device_id, change.kb, change.status == "New")
+            model.add_changes(parsed)
+            self._data = None
+        return [self._change_info(change) for change in parsed]
+
+    def delta_changes(self):
+        """The changes added so far (``GET /_emulator/delta-changes``)."""
+        return [self._change_info(change) for change in self.export_store.model.changes]
+
+    @staticmethod
+    def _change_info(change):
+        return {"seq": change.seq, "device_id": change.device_id, "kb": change.kb, "status": change.status,
+                "rbac_move": change.rbac_move, "at": f"{change.at:%Y-%m-%dT%H:%M:%S.%fZ}",
+                "event_timestamp": iso_ms(change.at)}
+
+    @staticmethod
+    def _change_time(at, now):
+        """The UTC datetime of a change's ``at`` (ISO 8601 text, a datetime, or None: ``now``)."""
+        from .defender import ApiError, _parse_since  # pylint: disable=import-outside-toplevel
+        if at is None:
+            return now
+        if isinstance(at, str):
+            try:
+                return _parse_since(at)
+            except ApiError:
+                raise ValueError(f"at must be an ISO 8601 time, got {at!r}") from None
+        if isinstance(at, datetime.datetime):
+            return at.replace(tzinfo=datetime.timezone.utc) if at.tzinfo is None else at.astimezone(datetime.timezone.utc)
+        raise ValueError(f"at must be an ISO 8601 time, got {at!r}")
+
+    def _change(self, item, seq, now, last, missing):  # pylint: disable=too-many-arguments,too-many-branches
+        """A Change from one item of add_delta_changes, checked against the state so far."""
+        if not isinstance(item, dict):
+            raise ValueError(f"a change must be an object, got {item!r}")
+        unknown = set(item) - {"device_id", "kb", "status", "rbac_move", "at"}
+        if unknown:
+            raise ValueError(f"unknown keys in a change: {', '.join(sorted(unknown))}")
+        key = item.get("device_id")
+        mid = self.dataset.find_machine(key) if isinstance(key, str) else None
+        if mid is None:
+            raise ValueError(f"unknown device {key!r}")
+        rbac_move = item.get("rbac_move", False)
+        if not isinstance(rbac_move, bool):
+            raise ValueError(f"rbac_move must be true or false, got {rbac_move!r}")
+        kb = item.get("kb")
+        if kb is not None:
+            kb = str(kb).strip()
+            kb = kb[2:] if kb[:2].upper() == "KB" else kb
+            if kb not in self.dataset.kbs:
+                raise ValueError(f"KB {item.get('kb')!r} is not in the catalog")
+        elif not rbac_move:
+            raise ValueError("a New or Fixed change needs a kb")
+        status = item.get("status")
+        if (status is not None or not rbac_move) and (not isinstance(status, str)
+                                                      or status.capitalize() not in ("New", "Fixed")):
+            raise ValueError(f"status must be New or Fixed, got {status!r}")
+        # An RBAC move adds a Fixed and a New that cancel out: its status, if given, is not used.
+        status = None if rbac_move else status.capitalize()
+        at = self._change_time(item.get("at"), now)
+        if not self.snapshot <= at <= now:
+            raise ValueError(f"at ({at:%Y-%m-%dT%H:%M:%S.%fZ}) must be from the snapshot "
+                             f"({self.snapshot:%Y-%m-%dT%H:%M:%SZ}) to now ({now:%Y-%m-%dT%H:%M:%S.%fZ})")
+        if at < last:
+            raise ValueError(f"at ({at:%Y-%m-%dT%H:%M:%S.%fZ}) is before an earlier added change "
+                             f"({last:%Y-%m-%dT%H:%M:%S.%fZ}): changes are added in time order")
+        kbs = missing.setdefault(mid, set(self.dataset.machine_missing[mid]))
+        if kb is not None and rbac_move and kb not in kbs:
+            raise ValueError(f"device {mid} does not miss KB{kb}: an RBAC move needs a finding the device has")
+        if status == "New":
+            if kb in kbs:
+                raise ValueError(f"device {mid} misses KB{kb} already")
+            kbs.add(kb)
+        elif status == "Fixed":
+            if kb not in kbs:
+                raise ValueError(f"device {mid} does not miss KB{kb}")
+            kbs.discard(kb)
+        return Change(seq, mid, kb, status, rbac_move, at)
 
     # -- faults, stats, tokens ------------------------------------------------------------------
 

@@ -7,11 +7,14 @@ At the first export request (or ``Emulator.prepare_export()``) every device's fi
   the JSON route, one per line, split like the files;
 * ``files/part-NNNNN-<uuid>.c000.json.gz``: the same records in PascalCase, gzip-compressed JSON
   lines, as the files route serves them;
-* ``delta/run-NN.jsonl`` (+ ``.idx``): the delta's records, one file per six-hour run.
+* ``delta/run-NN.jsonl`` (+ ``.idx``): the delta's records, one file per six-hour run, then
+  ``delta/added.jsonl``: the changes added at run time (``Emulator.add_delta_changes``), in time order.
 
-The fingerprint covers the dataset's parameters and the generator's source, so a state dir reused
-with the same parameters (a benchmark run after another) reuses the files, and a changed
-generator writes new ones. Pages are streamed from these files (a page of 200,000 records is never
+The fingerprint covers the dataset's parameters (the snapshot included) and the generator's source,
+so a state dir reused with the same parameters (a benchmark run after another) reuses the files,
+and a changed generator or another snapshot writes new ones. Changes added at run time make the
+next request generate the export again, with them, into ``<fingerprint>-c<N>-<hash>/`` (the
+records, the files and the delta; the part files keep their names). Pages are streamed from these files (a page of 200,000 records is never
 built in memory), and the part files are sent as they are.
 """
 
@@ -32,14 +35,11 @@ import uuid
 import zlib
 
 from . import records
-from .data import SNAPSHOT
-from .findings import RUNS, ExportModel
+from .findings import RUNS, ExportModel, bucket_start, iso_ms
 
 SOURCES = ("data.py", "fleet.py", "findings.py", "records.py", "export.py")
 CHUNK = 1 << 20
 GZIP_LEVEL = 1
-TIME_PATH = f"{SNAPSHOT:%Y-%m-%d/%H%M}/"
-GENERATED_TIME = f"{SNAPSHOT:%Y-%m-%dT%H:%M:%SZ}"
 DEFAULT_PAGE_SIZE = 50000
 MAX_PAGE_SIZE = 200000
 MAX_SAS_HOURS = 6
@@ -178,51 +178,81 @@ class ExportStore:  # pylint: disable=too-many-instance-attributes
         if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= 1000:
             raise ValueError(f"export_parts must be an integer between 1 and 1000, got {parts!r}")
         self.model = ExportModel(dataset, findings_per_device)
+        self.timeline = self.model.timeline
+        self.time_path = self.timeline.time_path          # the snapshot's, in the blob paths and skiptokens
+        self.generated_time = self.timeline.generated_time
         self.parts = parts
-        key = dict(dataset.config, findings_per_device=findings_per_device, parts=parts, source=_source_hash())
+        key = dict(dataset.config, findings_per_device=findings_per_device, parts=parts, source=_source_hash(),
+                   snapshot=self.generated_time)
         self.fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:20]
-        self.directory = os.path.join(state_dir, "export", self.fingerprint)
+        self.base_directory = self.directory = os.path.join(state_dir, "export", self.fingerprint)
         self.uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mde-emulator-export:{self.fingerprint}"))
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()   # held while the export is generated and while changes are added
         self.meta = None
+        self.version = 0     # the number of changes added at run time that the loaded files hold
         self.records = self.delta = None
         self.files = []      # [(name, path, size)]
-        self.run_starts = []  # delta position of each run's first record
+        self.run_starts = []  # delta position of each run's first record (then the added changes' first)
+        self.added_times = []  # the time of each record of delta/added.jsonl, in order
+        self._delta_view = None
 
     @property
     def ready(self):
-        """Whether the files are generated and loaded."""
-        return self.meta is not None
+        """Whether the files are generated (with every added change) and loaded."""
+        return self.meta is not None and self.version == len(self.model.changes)
+
+    def _directory_for(self, changes):
+        if not changes:
+            return self.base_directory
+        digest = hashlib.sha256(json.dumps([[c.device_id, c.kb, c.status, c.rbac_move, c.at.isoformat()]
+                                            for c in changes]).encode("utf-8")).hexdigest()[:12]
+        return f"{self.base_directory}-c{len(changes)}-{digest}"
 
     def ensure(self):
-        """Generate the export if it is not on disk yet, and load its indexes; returns self."""
-        if self.meta is not None:
+        """Generate the export (with the changes added so far) if it is not on disk yet, and load its
+        indexes; returns self."""
+        if self.ready:
             return self
-        with self._lock:
-            if self.meta is None:
-                if not os.path.exists(os.path.join(self.directory, "meta.json")):
-                    self._build()
-                self._load()
+        with self.lock:
+            if not self.ready:
+                changes = list(self.model.changes)
+                directory = self._directory_for(changes)
+                if not os.path.exists(os.path.join(directory, "meta.json")):
+                    self._build(directory)
+                self._load(directory, len(changes))
         return self
 
-    def _load(self):
-        with open(os.path.join(self.directory, "meta.json"), encoding="utf-8") as handle:
+    def _load(self, directory, version):
+        with open(os.path.join(directory, "meta.json"), encoding="utf-8") as handle:
             meta = json.load(handle)
-        self.records = Lines(os.path.join(self.directory, "json", name) for name in meta["json"])
-        self.delta = Lines(os.path.join(self.directory, "delta", name) for name in meta["delta"])
-        self.run_starts = self.delta.starts[:-1]
-        self.files = [(name, os.path.join(self.directory, "files", name),
-                       os.path.getsize(os.path.join(self.directory, "files", name))) for name in meta["files"]]
-        self.meta = meta
+        records_lines = Lines(os.path.join(directory, "json", name) for name in meta["json"])
+        delta = Lines(os.path.join(directory, "delta", name) for name in meta["delta"])
+        files = [(name, os.path.join(directory, "files", name),
+                  os.path.getsize(os.path.join(directory, "files", name))) for name in meta["files"]]
+        added_times = [datetime.datetime.fromisoformat(text) for text in meta.get("added_times", [])]
+        # Swapped in one go (a request in flight keeps the objects it took).
+        self._delta_view = (delta, delta.starts[:RUNS + 1], added_times)
+        self.records, self.delta, self.files, self.added_times = records_lines, delta, files, added_times
+        self.run_starts = delta.starts[:RUNS + 1]
+        self.directory, self.version, self.meta = directory, version, meta
+
+    def delta_since(self, since):
+        """(the delta's Lines, position of the first record a read since ``since`` returns): from the first
+        run at or after the start of its six-hour bucket, then the added changes from that bucket start on."""
+        delta, run_starts, added_times = self._delta_view
+        run = self.timeline.first_run_since(since)
+        if run < RUNS:
+            return delta, run_starts[run]
+        return delta, run_starts[RUNS] + bisect.bisect_left(added_times, bucket_start(since))
 
     def file_name(self, part):
         """Spark's part file name, as in Microsoft's example."""
         return f"part-{part:05d}-{self.uuid}.c000.json.gz"
 
-    def _build(self):  # pylint: disable=too-many-locals
-        parent = os.path.dirname(self.directory)
+    def _build(self, directory):  # pylint: disable=too-many-locals,too-many-statements
+        parent = os.path.dirname(directory)
         os.makedirs(parent, exist_ok=True)
-        work = os.path.join(parent, f".{self.fingerprint}.{os.getpid()}.{threading.get_ident()}.tmp")
+        work = os.path.join(parent, f".{os.path.basename(directory)}.{os.getpid()}.{threading.get_ident()}.tmp")
         shutil.rmtree(work, ignore_errors=True)
         for sub in ("json", "files", "delta"):
             os.makedirs(os.path.join(work, sub))
@@ -230,6 +260,8 @@ class ExportStore:  # pylint: disable=too-many-instance-attributes
         ids = list(model.device_ids())
         parts = max(1, min(self.parts, len(ids)))
         delta = [_Writer(os.path.join(work, "delta", f"run-{run:02d}.jsonl")) for run in range(RUNS)]
+        added = []   # (at, seq, device order, record order, encoded line)
+        stamps = self.timeline.event_timestamps
         json_names, file_names, counts = [], [], {"records": 0, "delta_records": 0, "kb_findings": 0}
         for part in range(parts):
             json_name = f"part-{part:05d}.jsonl"
@@ -252,25 +284,34 @@ class ExportStore:  # pylint: disable=too-many-instance-attributes
                         gz.write(compressor.compress(b"".join(pending)))
                         pending, size = [], 0
                     for run, dummy, dummy2, status, finding, old in history.events():
-                        delta[run].add(_ENCODE(records.camel(model, device, finding, (run, status, old))).encode(
-                            "utf-8") + b"\n")
+                        delta[run].add(_ENCODE(records.camel(model, device, finding, (stamps[run], status, old)))
+                                       .encode("utf-8") + b"\n")
+                        counts["delta_records"] += 1
+                    for at, seq, dummy, status, finding, old in history.added_events():
+                        line = _ENCODE(records.camel(model, device, finding, (iso_ms(at), status, old)))
+                        added.append((at, seq, len(added), line.encode("utf-8") + b"\n"))
                         counts["delta_records"] += 1
                 gz.write(compressor.compress(b"".join(pending)) + compressor.flush())
             writer.close()
             json_names.append(json_name)
             file_names.append(file_name)
+        added.sort(key=lambda entry: entry[:3])
+        delta.append(_Writer(os.path.join(work, "delta", "added.jsonl")))
+        for entry in added:
+            delta[-1].add(entry[3])
         for writer in delta:
             writer.close()
         meta = dict(counts, devices=len(ids), json=json_names, files=file_names,
-                    delta=[os.path.basename(w.path) for w in delta], generated_time=GENERATED_TIME,
-                    time_path=TIME_PATH, fingerprint=self.fingerprint)
+                    delta=[os.path.basename(w.path) for w in delta], generated_time=self.generated_time,
+                    time_path=self.time_path, fingerprint=self.fingerprint, added_changes=len(model.changes),
+                    added_times=[entry[0].isoformat() for entry in added])
         with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1)
         try:
-            os.rename(work, self.directory)
+            os.rename(work, directory)
         except OSError:  # another emulator with the same data finished first: use its files
             shutil.rmtree(work, ignore_errors=True)
-            if not os.path.exists(os.path.join(self.directory, "meta.json")):
+            if not os.path.exists(os.path.join(directory, "meta.json")):
                 raise
 
     # -- pages ----------------------------------------------------------------------------------
@@ -284,19 +325,19 @@ class ExportStore:  # pylint: disable=too-many-instance-attributes
         return Stream([head] + list(ranges) + [tail])
 
 
-def encode_skiptoken(kind, index, line):
+def encode_skiptoken(kind, index, line, time_path):
     """Defender's skiptoken shape (base64 JSON: export definition, file index, line)."""
-    raw = {"ExportDefinition": {"TimePath": TIME_PATH, "Type": kind}, "ExportFileIndex": index, "LineStoppedAt": line}
+    raw = {"ExportDefinition": {"TimePath": time_path, "Type": kind}, "ExportFileIndex": index, "LineStoppedAt": line}
     return base64.urlsafe_b64encode(_ENCODE(raw).encode("utf-8")).decode("ascii").rstrip("=")
 
 
-def decode_skiptoken(kind, token, lines):
+def decode_skiptoken(kind, token, lines, time_path):
     """The record position of a skiptoken, or None if it is not one of this export's."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8"))
         definition = data["ExportDefinition"]
         index, line = data["ExportFileIndex"], data["LineStoppedAt"]
-        if definition == {"TimePath": TIME_PATH, "Type": kind} and isinstance(index, int) and isinstance(line, int) \
+        if definition == {"TimePath": time_path, "Type": kind} and isinstance(index, int) and isinstance(line, int) \
                 and 0 <= index < len(lines.paths) and 0 <= line <= len(lines.offsets[index]) - 1:
             return lines.starts[index] + line
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
@@ -304,10 +345,10 @@ def decode_skiptoken(kind, token, lines):
     return None
 
 
-def position_token(kind, lines, position):
+def position_token(kind, lines, position, time_path):
     """The skiptoken of a record position."""
     index, line = lines.locate(position)
-    return encode_skiptoken(kind, index, line)
+    return encode_skiptoken(kind, index, line, time_path)
 
 
 # -- SAS links of the files route ---------------------------------------------------------------------
@@ -439,7 +480,7 @@ class ExportService:
 
     def blob_path(self, name):
         """A part file's path on the file host, as in Microsoft's example."""
-        return f"/tvm-export/{TIME_PATH}VaExport/json/OrgId={self.tenant}/{name}"
+        return f"/tvm-export/{self.store.time_path}VaExport/json/OrgId={self.tenant}/{name}"
 
     def export_files(self, api_base, hours):
         """The SoftwareVulnerabilitiesExport answer: a fresh list of signed links to every part file."""
@@ -452,7 +493,7 @@ class ExportService:
         self.traffic.export_list_issued()
         return {"@odata.context": f"{api_base}/api/$metadata#{EXPORT_CONTEXT}",
                 "exportFiles": [f"{self.files_base}{self.blob_path(name)}?{query}" for name, query in zip(names, queries)],
-                "generatedTime": GENERATED_TIME}
+                "generatedTime": store.generated_time}
 
     def _resolve(self, path):
         """(file path or None for an empty part, size) of a blob path, or None if there is no such blob."""
@@ -505,9 +546,11 @@ class ExportService:
             return self._error(404, "BlobNotFound") + ("refused",)
         file_path, size = resolved
         start, end, status = 0, size, 200
-        answer = {"Last-Modified": _http_date(SNAPSHOT), "ETag": f'"0x8DC31{self.store.fingerprint[:10].upper()}"',
+        snapshot = self.store.timeline.snapshot
+        version = f"{self.store.version:X}" if self.store.version else ""   # a new version with added changes
+        answer = {"Last-Modified": _http_date(snapshot), "ETag": f'"0x8DC31{self.store.fingerprint[:10].upper()}{version}"',
                   "Accept-Ranges": "bytes", "x-ms-request-id": str(uuid.uuid4()), "x-ms-version": SAS_VERSION,
-                  "x-ms-blob-type": "BlockBlob", "x-ms-creation-time": _http_date(SNAPSHOT),
+                  "x-ms-blob-type": "BlockBlob", "x-ms-creation-time": _http_date(snapshot),
                   "Server": "Windows-Azure-Blob/1.0 Microsoft-HTTPAPI/2.0", "Date": _http_date(now)}
         wanted = headers.get("Range") or headers.get("x-ms-range")
         if wanted:

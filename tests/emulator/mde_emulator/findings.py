@@ -20,8 +20,14 @@ installed recently); some findings are Updated; some devices move from the "Unas
 group to their current one, which Defender reports as a Fixed (old group) and a New (new group) of
 every open finding at the same time; some Chrome installs are upgraded (Fixed old version, New new
 version). The ground truth is computed from the same history (``DeviceHistory.delta_truth``).
+
+The history is drawn at the default snapshot (2024-02-20 06:00 UTC); another snapshot (``Timeline``)
+moves every time of it by the same offset, a multiple of six hours, so the draws do not change.
+Changes added at run time (``Change``, ``ExportModel.add_changes``) come after the runs: each
+finding keeps them in ``Finding.added``, an added RBAC move in ``DeviceHistory.added_moves``.
 """
 
+import collections
 import datetime
 import hashlib
 import random
@@ -42,6 +48,9 @@ FEBRUARY_ROLLUPS = {"5034763", "5034765", "5034768", "5034770"}
 OLD_GROUP = ("Unassigned", 0)              # where a device that moved group was before
 MOVED_HOSTS = ("ws-0002.contoso.local", "srv-app01.contoso.local")  # always move, whatever the seed
 KB_FINDING_WEIGHTS = (50, 25, 12, 8, 5)     # 1..5 findings per KB on a device
+# A change added at run time (Emulator.add_delta_changes): seq (its number), device id, kb (None: every open
+# finding of an RBAC move), status ("New", "Fixed", or None for a move), rbac_move, at (a UTC datetime).
+Change = collections.namedtuple("Change", "seq device_id kb status rbac_move at")
 
 # osPlatform -> (build prefix, update build revision in December, January, February)
 WINDOWS_BUILDS = {
@@ -104,7 +113,7 @@ EXPLOITABILITY = (("NoExploit", 70), ("ExploitIsPublic", 15), ("ExploitIsVerifie
 
 
 def run_time(run):
-    """When delta run ``run`` (0..55) happened; run 55 is the snapshot."""
+    """When delta run ``run`` (0..55) happened at the default snapshot; run 55 is the snapshot."""
     return SNAPSHOT - RUN * (RUNS - 1 - run)
 
 
@@ -118,13 +127,17 @@ def bucket_start(moment):
 
 
 def first_run_since(moment):
-    """The first run that a delta read since ``moment`` returns (RUNS if none)."""
-    start = bucket_start(moment)
-    return next((run for run, at in enumerate(RUN_TIMES) if at >= start), RUNS)
+    """The first run that a delta read since ``moment`` returns (RUNS if none), at the default snapshot."""
+    return DEFAULT_TIMELINE.first_run_since(moment)
 
 
 def _iso_ms(moment):
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def iso_ms(moment):
+    """The delta's eventTimestamp form (``yyyy-MM-ddTHH:mm:ss.fffZ``)."""
+    return _iso_ms(moment)
 
 
 def _space(moment):
@@ -142,6 +155,61 @@ def _event_moments():
 
 EVENT_MOMENTS = _event_moments()
 EVENT_TIMESTAMPS = [_iso_ms(moment) for moment in EVENT_MOMENTS]
+
+
+def parse_snapshot(value, wall=None):
+    """The snapshot of an emulator: None (the default, 2024-02-20 06:00 UTC), a datetime or ISO 8601 text
+    on a six-hour boundary (00, 06, 12 or 18 UTC), or "now": the start of the six-hour bucket of ``wall``
+    (a UTC datetime, the emulator's wall clock at start)."""
+    if value is None:
+        return SNAPSHOT
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == "now":
+            if wall is None:
+                wall = datetime.datetime.now(datetime.timezone.utc)
+            return bucket_start(wall)
+        try:
+            value = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+        except ValueError:
+            raise ValueError(f"snapshot must be an ISO 8601 UTC time (e.g. 2026-03-02T12:00:00Z) or 'now', "
+                             f"got {value!r}") from None
+    if not isinstance(value, datetime.datetime):
+        raise ValueError(f"snapshot must be an ISO 8601 UTC time or 'now', got {value!r}")
+    value = value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value.astimezone(
+        datetime.timezone.utc)
+    if value != bucket_start(value):
+        raise ValueError(f"snapshot must be the start of a six-hour bucket (00:00, 06:00, 12:00 or 18:00 UTC), "
+                         f"got {value:%Y-%m-%dT%H:%M:%S.%fZ}; 'now' takes the current one")
+    return value
+
+
+class Timeline:  # pylint: disable=too-many-instance-attributes
+    """The times of one snapshot: the 56 runs of the 14 days before it, their event times, the oldest
+    sinceTime. The history is drawn at the default snapshot and moved by ``offset`` (a multiple of six
+    hours), so another snapshot has the same findings and changes, at times moved with it."""
+
+    def __init__(self, snapshot=SNAPSHOT):
+        self.snapshot = snapshot
+        self.offset = snapshot - SNAPSHOT
+        self.oldest_since = snapshot - datetime.timedelta(days=14)
+        self.run_times = [at + self.offset for at in RUN_TIMES]
+        self.event_moments = [at + self.offset for at in EVENT_MOMENTS]
+        self.event_timestamps = [_iso_ms(moment) for moment in self.event_moments]
+        self.generated_time = f"{snapshot:%Y-%m-%dT%H:%M:%SZ}"
+        self.time_path = f"{snapshot:%Y-%m-%d/%H%M}/"
+
+    def release(self, kb):
+        """When a KB was released, on this timeline (moved with the snapshot)."""
+        return RELEASES.get(kb, JANUARY) + self.offset
+
+    def first_run_since(self, moment):
+        """The first run that a delta read since ``moment`` returns (RUNS if none)."""
+        start = bucket_start(moment)
+        return next((run for run, at in enumerate(self.run_times) if at >= start), RUNS)
+
+
+DEFAULT_TIMELINE = Timeline(SNAPSHOT)
 
 
 def _weighted(rng, pairs):
@@ -170,7 +238,7 @@ class Finding:  # pylint: disable=too-few-public-methods,too-many-instance-attri
     """One record's content: software, CVE, the recommended update and how the record shows it."""
 
     __slots__ = ("software", "cve", "kb", "kb_form", "update", "update_id", "update_url", "available", "first",
-                 "batch", "shape", "open0", "events")
+                 "batch", "shape", "open0", "events", "added")
 
     def __init__(self, software, cve, first, shape):
         self.software, self.cve, self.first, self.shape = software, cve, first, shape
@@ -178,13 +246,16 @@ class Finding:  # pylint: disable=too-few-public-methods,too-many-instance-attri
         self.available = False
         self.open0 = True          # open when the 14 days began
         self.events = []           # [(run, status)], status New/Fixed/Updated, in run order
+        self.added = ()            # ((at, seq, status), ...): changes added at run time, after the runs
 
     def open_at_end(self):
-        """In the current snapshot."""
+        """In the current export: after the runs and the changes added at run time."""
         state = self.open0
         for dummy, status in self.events:
             if status != "Updated":
                 state = status == "New"
+        for dummy, dummy2, status in self.added:
+            state = status == "New"
         return state
 
 
@@ -210,11 +281,13 @@ class Device:  # pylint: disable=too-few-public-methods,too-many-instance-attrib
 class DeviceHistory:
     """A device's findings and their changes over the 14 days; the ground truth of both."""
 
-    def __init__(self, device, findings, kb_findings, move):
+    def __init__(self, device, findings, kb_findings, move, software=None):  # pylint: disable=too-many-arguments
         self.device = device
         self.findings = findings          # every Finding, in record order
         self.kb_findings = kb_findings    # kb -> [Finding] (the KB's findings on this device, current or past)
         self.move = move                  # run at which the device moved from OLD_GROUP, or None
+        self.software = software or []    # the device's Software, in its order
+        self.added_moves = []             # [(at, seq, [Finding])]: RBAC moves added at run time
 
     def current(self):
         """The findings of the snapshot, in record order."""
@@ -247,35 +320,59 @@ class DeviceHistory:
         result.sort(key=lambda e: (e[0], e[1], e[2]))
         return result
 
+    def added_events(self):
+        """[(at, seq, order, status, finding, old_group)]: what the delta reports of the changes added at run
+        time, in report order (an added RBAC move: the Fixed in the old group, then the New)."""
+        order_of = {id(finding): order for order, finding in enumerate(self.findings)}
+        result = []
+        for finding in self.findings:
+            for at, seq, status in finding.added:
+                result.append((at, seq, order_of[id(finding)], 0, status, finding, False))
+        for at, seq, findings in self.added_moves:
+            for finding in findings:
+                result.append((at, seq, order_of[id(finding)], 1, "Fixed", finding, True))
+                result.append((at, seq, order_of[id(finding)], 2, "New", finding, False))
+        result.sort(key=lambda e: e[:4])
+        return [(at, seq, order, status, finding, old) for at, seq, order, dummy, status, finding, old in result]
+
     @staticmethod
-    def _open_before(finding, run):
+    def _open_before(finding, run, since_at=None):
+        """Open before run ``run`` and, of the changes added at run time, before ``since_at``."""
         state = finding.open0
         for at, status in finding.events:
             if at >= run:
                 break
             if status != "Updated":
                 state = status == "New"
+        if since_at is not None:
+            for at, dummy, status in finding.added:
+                if at >= since_at:
+                    break
+                state = status == "New"
         return state
 
-    def delta_truth(self, since_run):
-        """(new, fixed, transient) KB lists for a read that returns runs ``since_run`` onward, RBAC moves
-        cancelled: new = missing now and not before; fixed = missing before and not now; transient =
-        became missing and was fixed again in the range (neither before nor now)."""
+    def delta_truth(self, since_run, since_at=None):
+        """(new, fixed, transient) KB lists for a read that returns runs ``since_run`` onward (and the changes
+        added at run time from ``since_at`` on), RBAC moves cancelled: new = missing now and not before;
+        fixed = missing before and not now; transient = became missing and was fixed again in the range
+        (neither before nor now)."""
         new, fixed, transient = [], [], []
         for kb, findings in self.kb_findings.items():
-            before = any(self._open_before(f, since_run) for f in findings)
+            before = any(self._open_before(f, since_run, since_at) for f in findings)
             now = any(f.open_at_end() for f in findings)
             if now and not before:
                 new.append(kb)
             elif before and not now:
                 fixed.append(kb)
-            elif not before and not now and any(
-                    status == "New" and run >= since_run for f in findings for run, status in f.events):
+            elif not before and not now and (
+                    any(status == "New" and run >= since_run for f in findings for run, status in f.events)
+                    or any(status == "New" and (since_at is None or at >= since_at)
+                           for f in findings for at, dummy, status in f.added)):
                 transient.append(kb)
         return new, fixed, transient
 
 
-class ExportModel:
+class ExportModel:  # pylint: disable=too-many-instance-attributes
     """Draws every device's findings and history from the dataset (``history(device_id)``)."""
 
     def __init__(self, dataset, findings_per_device=None):
@@ -286,6 +383,9 @@ class ExportModel:
         self.data = dataset
         self.per_device = findings_per_device
         self.seed = dataset.seed
+        self.timeline = Timeline(dataset.snapshot)
+        self.changes = []       # [Change]: added at run time, in the order of their time
+        self._added = {}        # device id -> [Change]
         self._kb_pools = self._pools()
         self._cves = {}
         self._software_pool = {sid: 50000 + index * 400 for index, sid in enumerate(sorted(dataset.software))}
@@ -334,7 +434,7 @@ class ExportModel:
         if distribution:
             return Device(entity, LINUX_OS_VERSIONS[distribution])
         prefix, revisions = WINDOWS_BUILDS[entity["osPlatform"]]
-        missing = set(data.machine_missing[mid])
+        missing = set(data.base_missing[mid])
         revision = revisions[0] if missing & JANUARY_ROLLUPS else revisions[1] if missing & FEBRUARY_ROLLUPS \
             else revisions[2]
         return Device(entity, f"{prefix}.{revision}")
@@ -370,7 +470,7 @@ class ExportModel:
         by_name = {}
         for item in software:
             by_name.setdefault(item.name, item)
-        missing = set(data.machine_missing[mid])
+        missing = set(data.base_missing[mid])
         findings, kb_findings = [], {}
         for kb in data.applicable_kbs(mid):
             info = data.kbs[kb]
@@ -389,7 +489,8 @@ class ExportModel:
                 finding.kb, finding.kb_form = kb, _weighted(rng, ((0, 80), (1, 10), (2, 10)))
                 finding.update, finding.update_url, finding.available = info["name"], info["url"], True
                 finding.batch = (f"Microsoft {info['name']}" if "Security Updates" in info["name"] else None,
-                                 f"https://msrc.microsoft.com/update-guide/releaseNote/{first:%Y-%b}")
+                                 f"https://msrc.microsoft.com/update-guide/releaseNote/"
+                                 f"{first - self.timeline.offset:%Y-%b}")
                 finding.open0, finding.events = open0, list(events)
                 if finding.open_at_end() and rng.random() < 0.04 and (not events or events[-1][0] < RUNS - 1):
                     finding.events.append((rng.randint(events[-1][0] + 1 if events else 0, RUNS - 1), "Updated"))
@@ -408,26 +509,74 @@ class ExportModel:
         if mid in self._moved or rng.random() < 0.03:
             move = rng.randint(1, RUNS - 2)
         self._upgrade_chrome(rng, findings)
-        return DeviceHistory(device, findings, kb_findings, move)
+        history = DeviceHistory(device, findings, kb_findings, move, software)
+        for change in self._added.get(mid, ()):
+            self._apply(history, change)
+        return history
+
+    # -- changes added at run time --------------------------------------------------------------
+
+    def add_changes(self, changes):
+        """Append Changes (validated by the caller, in time order) to the history."""
+        for change in changes:
+            self.changes.append(change)
+            self._added.setdefault(change.device_id, []).append(change)
+
+    def _apply(self, history, change):
+        """One added change on a device's history (its findings and their ``added`` changes)."""
+        kb, stamp = change.kb, (change.at, change.seq)
+        if change.rbac_move:
+            pool = history.kb_findings.get(kb, []) if kb is not None else history.findings
+            history.added_moves.append(stamp + ([f for f in pool if f.open_at_end()],))
+            return
+        findings = history.kb_findings.get(kb)
+        if change.status == "New":
+            if not findings:
+                findings = history.kb_findings[kb] = [self._added_finding(history, kb, change.at)]
+                history.findings.extend(findings)
+            for finding in findings:
+                finding.added += (stamp + ("New",),)
+            return
+        for finding in findings or ():
+            if finding.open_at_end():
+                finding.added += (stamp + ("Fixed",),)
+
+    def _added_finding(self, history, kb, at):
+        """The finding of a KB a device had no finding of, made New at run time: on the device's software
+        the KB names (else its first software), one CVE of the KB's pool."""
+        rng = random.Random(f"{self.seed}:added:{history.device.id}:{kb}")
+        info = self.data.kbs[kb]
+        by_name = {item.name: item for item in history.software}
+        products = [by_name[name] for name in info["productsNames"] if name in by_name]
+        item = products[0] if products else history.software[0]
+        year, start, size = self._kb_pools[kb]
+        finding = Finding(item, f"CVE-{year}-{start + rng.randrange(size):04d}", at, self._shape(rng))
+        finding.kb, finding.kb_form = kb, 0
+        finding.update, finding.update_url, finding.available = info["name"], info["url"], True
+        finding.batch = (f"Microsoft {info['name']}" if "Security Updates" in info["name"] else None,
+                         f"https://msrc.microsoft.com/update-guide/releaseNote/{at - self.timeline.offset:%Y-%b}")
+        finding.open0 = False
+        return finding
 
     def _kb_timeline(self, rng, kb, missing_now, device):
         """(open at the start, [(run, status)], first seen) of a KB on a device, or None if it leaves no trace."""
-        release = RELEASES.get(kb, JANUARY)
-        if release >= OLDEST_SINCE:
-            first_run = next((run for run, at in enumerate(RUN_TIMES) if at > release), RUNS - 1)
+        timeline = self.timeline
+        release = timeline.release(kb)
+        if release >= timeline.oldest_since:
+            first_run = next((run for run, at in enumerate(timeline.run_times) if at > release), RUNS - 1)
             new_run = min(RUNS - 1, first_run + _weighted(rng, ((0, 40), (1, 30), (2, 20), (3, 10))))
-            first = EVENT_MOMENTS[new_run]
+            first = timeline.event_moments[new_run]
             if missing_now:
                 return False, [(new_run, "New")], first
             if new_run >= RUNS - 1:
                 return None
             return False, [(new_run, "New"), (rng.randint(new_run + 1, RUNS - 1), "Fixed")], first
         first = min(release + datetime.timedelta(days=rng.randint(0, 12), seconds=rng.randint(0, 86399)),
-                    OLDEST_SINCE - datetime.timedelta(hours=rng.randint(1, 300)))
+                    timeline.oldest_since - datetime.timedelta(hours=rng.randint(1, 300)))
         if missing_now:
             if rng.random() < 0.05:  # software installed, or device onboarded, in the last 14 days
                 run = rng.randint(0, RUNS - 1)
-                return False, [(run, "New")], EVENT_MOMENTS[run]
+                return False, [(run, "New")], timeline.event_moments[run]
             return True, [], min(first, device.last_seen)
         if rng.random() < 0.25:     # installed in the last 14 days
             return True, [(rng.randint(0, RUNS - 1), "Fixed")], first

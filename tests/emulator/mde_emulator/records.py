@@ -11,7 +11,7 @@ elastic/integrations' fixtures. Which records leave out which keys is drawn per 
 
 import functools
 
-from .findings import EVENT_TIMESTAMPS, OLD_GROUP
+from .findings import OLD_GROUP
 
 KB_FORMS = (str, int, lambda kb: f"KB{kb}")   # how a record writes a KB number (Finding.kb_form)
 
@@ -55,7 +55,7 @@ def _update(finding, shape):
 
 
 def camel(model, device, finding, event=None):
-    """The JSON record (``event``: (run, status, old_group) for the delta)."""
+    """The JSON record (``event``: (eventTimestamp, status, old_group) for the delta)."""
     software, shape, cve = finding.software, finding.shape, finding.cve
     if cve is not None:
         score, severity, exploitability = model.cve_info(cve)
@@ -81,7 +81,7 @@ def camel(model, device, finding, event=None):
     if event is not None:
         record["rbacGroupId"] = group_id
         record["status"] = event[1]
-        record["eventTimestamp"] = EVENT_TIMESTAMPS[event[0]]
+        record["eventTimestamp"] = event[0]
         record["isOnboarded"] = True
     return record
 
