@@ -4,8 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Set up everything the demo and the tests need, from the package registries only:
-# a virtualenv in .venv with ansible-core, msal, requests and the test tools, and the offline
-# get-pip stand-in that ansible-test needs for its sanity venvs.
+# a virtualenv in .venv with ansible-core, msal, requests and the test tools (ansible-rulebook among
+# them, and the Java runtime it needs), and the offline get-pip stand-in that ansible-test needs for
+# its sanity venvs.
 # DEFENDER_TVM_VENV picks the venv, PYTHON its interpreter, and DEFENDER_TVM_ANSIBLE_CORE (a pip
 # version spec such as "==2.16.*") makes a test-only venv with that ansible-core.
 # Does nothing when everything is already there: pip runs only when the venv's stamp file
@@ -47,6 +48,17 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v
         || echo "note: could not install shellcheck; sanity will skip it"
 fi
 
+# ansible-rulebook (requirements-test.txt, for the EDA integration test) runs Drools in a JVM that it
+# loads through jpy, and wants Java 17+. Debian's headless JRE is enough (no JDK), and JAVA_HOME need
+# not be set: ansible-rulebook asks the `java` on PATH for its java.home (a JAVA_HOME that is set
+# wins, so it must then name a Java 17+). Install it where we can, as for shellcheck.
+if ! command -v java >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q openjdk-17-jre-headless >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q openjdk-17-jre-headless >/dev/null 2>&1; } \
+        || echo "note: could not install openjdk-17-jre-headless; ansible-rulebook (the EDA test) will fail"
+fi
+
 # The report test renders the HTML report in headless Chromium (Debian's chromium + chromedriver);
 # only the default venv runs it (install-browser.sh does nothing when the browser is there).
 if [ -z "${DEFENDER_TVM_ANSIBLE_CORE:-}" ]; then
@@ -76,7 +88,7 @@ PY
 fi
 
 if [ "$fresh" = "1" ]; then
-    "$VENV/bin/python" -c "import ansible, msal, requests; print('ready: ansible-core', ansible.__version__, '- msal', msal.__version__, '- requests', requests.__version__)"
+    "$VENV/bin/python" -c "import ansible, msal, requests; from importlib.metadata import version; print('ready: ansible-core', ansible.__version__, '- msal', msal.__version__, '- requests', requests.__version__, '- ansible-rulebook', version('ansible-rulebook'))"
 else
     echo "ready: $VENV is complete (requirements unchanged since its last setup), nothing installed"
 fi
