@@ -75,14 +75,15 @@ class Rulebook:
             yaml.safe_dump({'all': {'hosts': hosts}}, handle)
         self.runs = 0
 
-    def start(self):
+    def start(self, **source_args):
         self.runs += 1
         self.stop_file = str(self.tmp / ('stop-%d' % self.runs))
         rulebook = [{
             'name': 'Record the devices that start missing KBs', 'hosts': 'all',
             'sources': [
-                {'name': 'defender', 'defender.tvm.missing_kbs': {
-                    'interval': 1, 'since': self.since, 'state_file': self.state_file, 'requests_per_minute': 0}},
+                {'name': 'defender', 'defender.tvm.missing_kbs': dict({
+                    'interval': 1, 'since': self.since, 'state_file': self.state_file, 'requests_per_minute': 0},
+                    **source_args)},
                 {'name': 'stop', 'stop_file': {'path': self.stop_file}},
             ],
             'rules': [
@@ -196,6 +197,21 @@ def test_the_rulebook_fires_for_new_missing_kbs_only_and_not_again_after_a_resta
     rulebook.stop()
     new = [r for r in rulebook.recorded() if r not in recorded]
     assert [(r['host'], r['kbs']) for r in new] == [('web01.contoso.local', ['KB' + later_kb])]
+
+
+def test_a_failing_poll_is_logged_and_the_source_goes_on(today, tmp_path):
+    emulator = today
+    emulator.reset()
+    since = (emulator.snapshot - datetime.timedelta(hours=72)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    expected = expected_events(emulator, since)
+    # the first two polls fail (503, no retry left), the third gets through
+    emulator.configure(fail_next=[{'path_regex': 'SoftwareVulnerabilityChangesByMachine', 'status': 503, 'count': 2}])
+    rulebook = Rulebook(emulator, tmp_path, since).start(max_retries=0)
+    wait_for('the events after the failed polls', lambda: len(rulebook.recorded()) >= len(expected), rulebook.process)
+    output = rulebook.stop()
+    assert output.count('this poll failed, trying again in 1 s') == 2, output[-4000:]
+    assert sorted(r['host'] for r in rulebook.recorded()) == sorted(expected)
+    assert emulator.stats()['status_counts'].get('503') == 2
 
 
 def test_the_shipped_rulebook_patches_a_device_that_starts_missing_a_kb(today, tmp_path):
