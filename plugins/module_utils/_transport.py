@@ -190,22 +190,10 @@ class Transport:
             parsed, invalid = None, False
             try:
                 self._bump('api_requests')
-                if parse is None:
-                    response = self.session.get(url, headers={'Authorization': 'Bearer ' + token,
-                                                              'Accept': 'application/json'})
-                else:
-                    response = self.session.get(url, headers={'Authorization': 'Bearer ' + token,
-                                                              'Accept': 'application/json'}, stream=True)
-                    try:
-                        if response.status_code < 400:
-                            try:
-                                parsed = parse(response)
-                            except ValueError:
-                                invalid = True
-                        else:
-                            dummy = response.content  # the body read, as a GET without stream reads it
-                    finally:
-                        response.close()
+                response = self.session.get(url, headers={'Authorization': 'Bearer ' + token, 'Accept': 'application/json'},
+                                            stream=parse is not None)
+                if parse is not None:
+                    parsed, invalid = _consume(response, parse)
             except requests.exceptions.SSLError as exc:
                 raise network_error(exc, url)
             except requests.exceptions.RequestException as exc:
@@ -228,16 +216,16 @@ class Transport:
                 continue
             if status >= 400:
                 raise self._http_error(response, what, permission, resource_id)
-            if parse is not None and not invalid:
+            if parse is None:
+                try:
+                    return response.json()
+                except ValueError:
+                    invalid = True
+            elif not invalid:
                 return parsed
-            try:
-                if invalid:
-                    raise ValueError('invalid JSON')
-                return response.json()
-            except ValueError:
-                # A truncated or garbled body is a transient fault as far as we can tell.
-                retry = self._count(retry, url, error=ResponseError("invalid JSON"), what=what, response=response)
-                self._backoff(retry, None)
+            # A truncated or garbled body is a transient fault as far as we can tell.
+            retry = self._count(retry, url, error=ResponseError("invalid JSON"), what=what, response=response)
+            self._backoff(retry, None)
 
     def open_file(self, url, what):
         """A streaming GET of a file that a SAS URL names, without the bearer token (the SAS is the
@@ -329,6 +317,22 @@ class Transport:
         if status == 400 and code == 'ODataError':
             return ResponseError(describe_api_error(response, what) + ". Check the filter syntax.")
         return ResponseError(describe_api_error(response, what))
+
+
+def _consume(response, parse):
+    """A streamed body read at once, while the pacers still hold the call: ``parse(response)`` for
+    a success (a ValueError from it marks the body invalid), else the whole body, as a GET without
+    ``stream`` reads it. ``(parsed, invalid)``; a connection lost meanwhile raises as requests does."""
+    try:
+        if response.status_code >= 400:
+            response.content  # pylint: disable=pointless-statement
+            return None, False
+        try:
+            return parse(response), False
+        except ValueError:
+            return None, True
+    finally:
+        response.close()
 
 
 class _FileBody:

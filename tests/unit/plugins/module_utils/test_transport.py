@@ -271,3 +271,19 @@ def test_a_body_that_breaks_off_says_so_and_never_shows_the_sas():
         while body.read(4):
             pass
     assert 'secret' not in str(err.value)
+
+
+def test_a_parsed_body_is_read_while_the_call_is_held_and_a_garbled_one_again():
+    parsed = []
+
+    def parse(response):  # what a streaming reader does: read the body, or raise ValueError
+        parsed.append(response.status_code)
+        return dict(response.json(), parsed=True)
+    t, session, dummy = transport([make_response(200, text='{"value": ['), OK])
+    assert t.get_json(URL, 'Reading a page', 'Vulnerability.Read.All', parse=parse) == {'value': [], 'parsed': True}
+    assert len(session.calls) == 2 and parsed == [200, 200]
+    # an error status is not parsed: it is the API's error, as without parse
+    t, session, dummy = transport([make_response(403, error_body('Forbidden', 'Missing application roles'))])
+    with pytest.raises(PermissionDeniedError, match='Vulnerability.Read.All'):
+        t.get_json(URL, 'Reading a page', 'Vulnerability.Read.All', parse=parse)
+    assert parsed == [200, 200]
