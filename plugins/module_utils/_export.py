@@ -134,6 +134,12 @@ class DeviceFindings:
         if kb not in self.kbs or not self.kbs[kb][0]:
             self.kbs[kb] = (record.get('recommendedSecurityUpdate'), record.get('recommendedSecurityUpdateUrl'))
 
+    def keeping(self):
+        """The device filter for more records of these findings (a later page or file): a device
+        kept already stays kept, whatever name the later records give it."""
+        keep, devices = self._keep, self.devices
+        return None if keep is None else (lambda key, name: key in devices or keep(key, name))
+
     def merge(self, other):
         """Add what ``other`` read (one export file, read to its end) to these findings."""
         self.records += other.records
@@ -195,11 +201,7 @@ class _JsonPage:
     a page that is read again (a garbled body, retried) starts from empty findings."""
 
     def __init__(self, findings):
-        keep = findings._keep  # pylint: disable=protected-access
-        devices = findings.devices
-        # A device already kept from an earlier page is kept whatever this page names it, as when its
-        # records are added one by one to ``findings``.
-        self._keep = None if keep is None else (lambda key, name: key in devices or keep(key, name))
+        self._keep = findings.keeping()  # as when the records are added one by one to ``findings``
         self.findings = None
 
     def __call__(self, response):
@@ -291,16 +293,12 @@ def _read_files(client, keep, sas_valid_hours):
     and the files not yet read are read from it."""
     urls, generated = _export_files(client, sas_valid_hours)
     findings, done, refreshed = DeviceFindings(keep), set(), False
-
-    def kept(device_id, device_name):
-        # a device kept from an earlier file stays kept, whatever name this file gives it
-        return device_id in findings.devices or keep(device_id, device_name)
     while True:
         try:
             for position, url in enumerate(urls, 1):
                 key = _file_key(url)
                 if key not in done:
-                    findings.merge(_download(client, url, kept if keep else None, position, len(urls)))
+                    findings.merge(_download(client, url, findings.keeping(), position, len(urls)))
                     done.add(key)
             return findings, generated
         except SasExpiredError:
@@ -334,7 +332,7 @@ def read_export(client, source='json', devices=None, page_size=DEFAULT_PAGE_SIZE
         findings, generated = _read_files(client, keep, sas_valid_hours)
     keys, not_found = _select(findings, wanted)
     result = [findings.device(key) for key in keys]
-    missing = _across(result)
+    missing = kbs_across(result)
     return {'devices': result, 'missing_kbs': missing, 'accept_list': [accept_pattern(kb) for kb in missing],
             'generated_time': generated, 'read_started': started, 'records_read': findings.records,
             'not_found': not_found}
@@ -359,8 +357,10 @@ def _select(findings, wanted):
     return keys, not_found
 
 
-def _across(devices):
-    """Each KB once across the devices, with how many of them miss it."""
+def kbs_across(devices):
+    """Each KB of the devices' ``missing_kbs`` once, with how many of them miss it (a device listed
+    twice counts twice), the largest of their ``cve_addressed`` and the software it fixes, in the
+    one KB order."""
     merged = {}
     for device in devices:
         for kb in device['missing_kbs']:

@@ -20,7 +20,7 @@ from ansible.module_utils.common.validation import check_type_list
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import utc_now
 from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, DeviceNames, name_candidates, only_device
-from ansible_collections.defender.tvm.plugins.module_utils._export import read_export
+from ansible_collections.defender.tvm.plugins.module_utils._export import kbs_across, read_export
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_number, kb_rank, query_missing_kbs
 from ansible_collections.defender.tvm.plugins.module_utils._software import query_software, windows_devices
 
@@ -230,26 +230,19 @@ def _export_plan(hosts, export, keep):
     devices = export.get('devices', [])
     by_id = dict((d['device_id'].lower(), d) for d in devices)
     by_name = _names(devices, 'device_name')
-    catalog, plan_hosts = {}, {}
+    found, plan_hosts = {}, {}
     for host, device_name in sorted(hosts.items()):
         if DEVICE_ID_RE.match(device_name):
             device = by_id.get(device_name.lower())
         else:
             device = only_device(device_name, name_candidates(device_name, by_name))
-        names = set()
-        for kb in device['missing_kbs'] if device else []:
-            if keep(kb):
-                name = kb_name(kb['id'])
-                names.add(name)
-                entry = catalog.setdefault(name, {'id': kb['id'], 'name': kb['name'], 'cve_addressed': 0,
-                                                  'machine_missed_on': 0, 'url': kb['url'], 'software_ids': [],
-                                                  'software': []})
-                entry['cve_addressed'] = max(entry['cve_addressed'], kb['cve_addressed'])
-                entry['machine_missed_on'] += 1
-                entry['software'] = sorted(set(entry['software']) | set(kb['software']))
-        plan_hosts[host] = (device, names)
-    for host, (device, names) in plan_hosts.items():
-        plan_hosts[host] = _plan_host(device and device['device_id'], device and device['device_name'], names, catalog, [])
+        found[host] = (device, [kb for kb in device['missing_kbs'] if keep(kb)] if device else [])
+    # the catalog counts a KB once per host that gets it (machine_missed_on), as the other strategies
+    catalog = dict((kb_name(kb['id']), dict(((k, v) for k, v in kb.items() if k != 'kb'), software_ids=[]))
+                   for kb in kbs_across({'missing_kbs': kbs} for dummy, kbs in found.values()))
+    for host, (device, kbs) in found.items():
+        plan_hosts[host] = _plan_host(device and device['device_id'], device and device['device_name'],
+                                      set(kb_name(kb['id']) for kb in kbs), catalog, [])
     return {'strategy': 'export', 'hosts': plan_hosts, 'kbs': catalog}
 
 
