@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.defender.tvm.plugins.module_utils._errors import DefenderError
 from ansible_collections.defender.tvm.plugins.plugin_utils import _kb_patching as kb_patching
 from ansible_collections.defender.tvm.plugins.plugin_utils._kb_report import render_html, render_junit, render_markdown
 
@@ -24,7 +25,7 @@ def _wrap(func):
     def run(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, DefenderError) as exc:
             raise AnsibleFilterError('%s: %s' % (func.__name__, exc))
     return run
 

@@ -142,7 +142,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 
-from ansible_collections.defender.tvm.plugins.module_utils._devices import list_devices
+from ansible_collections.defender.tvm.plugins.module_utils._devices import host_names, list_devices
 from ansible_collections.defender.tvm.plugins.module_utils._export import read_export
 from ansible_collections.defender.tvm.plugins.module_utils._options import OPTIONS, OptionAdapter
 from ansible_collections.defender.tvm.plugins.plugin_utils._defender_plugin import defender_client
@@ -236,20 +236,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._add_host_to_keyed_groups(self.get_option('keyed_groups'), variables, host, strict=strict)
 
     def _host_names(self, devices):
-        """(host name, variables) per device: its first non-empty name field; of devices with one
-        name, the one seen last keeps it and the others get ``<name>_<device ID>``."""
-        named = {}
-        for device in devices:
-            name = next((to_text(n) for n in device['names'] if n), device['variables']['mde_device_id'])
-            named.setdefault(name, []).append(device['variables'])
-        for name, group in named.items():
-            group.sort(key=lambda v: (v.get('mde_last_seen') or '', v['mde_device_id']), reverse=True)
-            if len(group) > 1:
-                others = ['%s_%s' % (name, v['mde_device_id']) for v in group[1:]]
-                self.display.warning(
-                    '%s: %d devices are named %s; the one seen last (%s) keeps the name, the others are %s. Name '
-                    'hosts by device ID (hostnames: [id]) with compose: {ansible_host: mde_computer_dns_name} to '
-                    'avoid this.' % (self.NAME, len(group), name, group[0]['mde_device_id'], ', '.join(others)))
-            yield name, group[0]
-            for variables in group[1:]:
-                yield '%s_%s' % (name, variables['mde_device_id']), variables
+        """(host name, variables) per device, by the collection's one naming rule (``host_names``:
+        the event source names hosts by it too); a name several devices have is warned about."""
+        named, warnings = host_names((d['names'], d['variables']['mde_device_id'], d['variables'].get('mde_last_seen'),
+                                      d['variables']) for d in devices)
+        for warning in warnings:
+            self.display.warning('%s: %s' % (self.NAME, warning))
+        return named

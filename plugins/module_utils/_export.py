@@ -28,7 +28,7 @@ import re
 import zlib
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, utc_now
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, DeviceNames, name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceIndex, is_device_id
 from ansible_collections.defender.tvm.plugins.module_utils._errors import (
     ConfigurationError,
     DownloadBrokenError,
@@ -176,7 +176,7 @@ def device_filter(names):
     ids, fqdns, shorts = set(), set(), set()
     for name in names:
         text = name.lower()
-        if DEVICE_ID_RE.match(text):
+        if is_device_id(text):
             ids.add(text)
         fqdns.add(text)
         shorts.add(text.split('.')[0])
@@ -316,7 +316,9 @@ def read_export(client, source='json', devices=None, page_size=DEFAULT_PAGE_SIZE
     """Every device's missing KBs from the vulnerability export, or only those of ``devices``
     (IDs or computer names). Returns ``devices``, ``missing_kbs`` (each KB once across them, with
     ``machine_missed_on``), ``accept_list``, ``generated_time`` (the files route's snapshot time;
-    None on the JSON route, which gives none), ``read_started``, ``records_read`` and ``not_found``.
+    None on the JSON route, which gives none), ``read_started``, ``records_read``, ``not_found``
+    and ``resolved`` (each of ``devices`` to the device ID it named, None for none; empty without
+    ``devices``).
     """
     if source not in SOURCES:
         raise ConfigurationError("source must be json or files, got %r" % (source,))
@@ -330,31 +332,31 @@ def read_export(client, source='json', devices=None, page_size=DEFAULT_PAGE_SIZE
         _read_json(client, findings, page_size)
     else:
         findings, generated = _read_files(client, keep, sas_valid_hours)
-    keys, not_found = _select(findings, wanted)
+    keys, not_found, resolved = _select(findings, wanted)
     result = [findings.device(key) for key in keys]
     missing = kbs_across(result)
     return {'devices': result, 'missing_kbs': missing, 'accept_list': [accept_pattern(kb) for kb in missing],
             'generated_time': generated, 'read_started': started, 'records_read': findings.records,
-            'not_found': not_found}
+            'not_found': not_found, 'resolved': resolved}
 
 
 def _select(findings, wanted):
-    """The devices that ``wanted`` names (in its order, each once), and the names no device has."""
+    """The devices that ``wanted`` names (in its order, each once), the names no device has, and
+    which device (key) each name resolved to (None for none). A name that several devices share is
+    a SharedNameError naming them."""
     if wanted is None:
-        return sorted(findings.devices, key=lambda key: ((findings.devices[key][1] or '').lower(), key)), []
-    by_name = DeviceNames((d[1].lower(), d) for d in findings.devices.values() if d[1])
-    keys, not_found = [], []
+        return sorted(findings.devices, key=lambda key: ((findings.devices[key][1] or '').lower(), key)), [], {}
+    index = DeviceIndex((d[0], d[1], None, d[0]) for d in findings.devices.values())
+    resolved = index.resolve_all(wanted)
+    keys, not_found, seen = [], [], set()
     for name in wanted:
-        if DEVICE_ID_RE.match(name):
-            device = findings.devices.get(name.lower())
-        else:
-            device = only_device(name, [{'id': d[0], 'computerDnsName': d[1]} for d in name_candidates(name, by_name)])
-            device = device and findings.devices[device['id']]
-        if device is None:
+        key = resolved[name]
+        if key is None:
             not_found.append(name)
-        elif device[0] not in keys:
-            keys.append(device[0])
-    return keys, not_found
+        elif key not in seen:
+            seen.add(key)
+            keys.append(key)
+    return keys, not_found, resolved
 
 
 def kbs_across(devices):
@@ -429,7 +431,7 @@ def read_changes(client, since, devices=None, page_size=DEFAULT_PAGE_SIZE):
         net = _net_status(found)
         if net is not None:
             changes.setdefault(device, {}).setdefault(kb, []).append(net)
-    keys, not_found = _select(findings, wanted)
+    keys, not_found, dummy = _select(findings, wanted)
     result = []
     for key in keys:
         device = findings.device(key)

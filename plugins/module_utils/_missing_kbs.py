@@ -14,9 +14,8 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids, odata_string
-from ansible_collections.defender.tvm.plugins.module_utils._devices import (
-    DEVICE_ID_RE, MACHINE_PERMISSION, DeviceNames, name_candidates, only_device)
+from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids
+from ansible_collections.defender.tvm.plugins.module_utils._devices import find_named_devices, is_device_id
 from ansible_collections.defender.tvm.plugins.module_utils._errors import ResponseError
 
 SOFTWARE_PERMISSION = 'Software.Read.All'
@@ -88,38 +87,15 @@ def _software_query(client, software_id):
     return None if kbs is None else {'software_id': software_id, 'missing_kbs': kbs}
 
 
-def resolve_device(client, name):
-    """``(device ID, computer DNS name)`` for a computer name, FQDN or short; None if unknown.
-
-    ``GET /api/machines/{name}`` takes the name Defender knows, usually the FQDN. A short name
-    falls back to listing the devices whose name starts with ``<name>.``; both need
-    Machine.Read.All. Two devices with that short name are an error, not a guess.
-    """
-    machine = client.known(client.get, client.url('machines', ('machine name', name)), "Resolving device %s" % name,
-                           MACHINE_PERMISSION, resource_id=name)
-    if machine is None and '.' not in name:
-        url = client.url('machines', **{'$filter': 'startswith(computerDnsName,%s)' % odata_string(name + '.')})
-        # the API answers 404 when it has no device to list
-        listed = client.known(client.get_collection, url, "Looking up device %s by short name" % name,
-                              MACHINE_PERMISSION, resource_id=name) or []
-        machine = only_device(name, name_candidates(name, DeviceNames(
-            (m['computerDnsName'].lower(), m) for m in listed if m.get('computerDnsName'))))
-    if machine is None:
+def _machine_query(client, requested, machine):
+    """Missing KBs of one device: ``requested`` is its Defender device ID, or a computer name that
+    ``machine`` (the Machine entity it resolved to, None for none) stands for."""
+    if is_device_id(requested):
+        device_id, computer_dns_name = requested, None
+    elif machine is None:
         return None
-    if not isinstance(machine, dict) or not machine.get('id'):
-        raise ResponseError("Defender returned no device ID for %s" % name)
-    return machine['id'], machine.get('computerDnsName')
-
-
-def _machine_query(client, requested):
-    """Missing KBs of one device, given its Defender device ID or its computer name."""
-    computer_dns_name = None
-    device_id = requested
-    if not DEVICE_ID_RE.match(requested):
-        device = resolve_device(client, requested)
-        if device is None:
-            return None
-        device_id, computer_dns_name = device
+    else:
+        device_id, computer_dns_name = machine['id'], machine.get('computerDnsName')
     url = client.url('machines', ('device ID', device_id), 'getmissingkbs')
     kbs = _fetch_kbs(client, url, "Getting the missing KBs of device %s" % requested, requested)
     if kbs is None:
@@ -165,8 +141,11 @@ def query_missing_kbs(client, software_ids=None, machine_ids=None, ignore_unknow
                                                   clean_ids(software_ids, 'software_ids'), 'software', ignore_unknown)
         owner_key, owner_field, count_owners = 'software_ids', 'software_id', False
     else:
-        answers, not_found = client.answers_by_id(lambda mid: _machine_query(client, mid),
-                                                  clean_ids(machine_ids, 'machine_ids'), 'device', ignore_unknown)
+        ids = clean_ids(machine_ids, 'machine_ids')
+        # computer names to devices first, all at once (a name two devices share fails here)
+        machines = find_named_devices(client, ids).resolve_all([i for i in ids if not is_device_id(i)])
+        answers, not_found = client.answers_by_id(lambda mid: _machine_query(client, mid, machines.get(mid)),
+                                                  ids, 'device', ignore_unknown)
         owner_key, owner_field, count_owners = 'machine_ids', 'machine_id', True
     results = [answer for answer in answers if answer is not None]
     missing = _aggregate(results, owner_key, owner_field, count_owners)

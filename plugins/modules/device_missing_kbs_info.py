@@ -46,9 +46,10 @@ options:
   devices:
     description:
       - Keep only these devices, each given as its Defender device ID (40 hexadecimal characters)
-        or its computer name, case-insensitively, as the FQDN or the short name. A short name that
-        matches several devices fails the task, naming them, and so does a name two devices share
-        (a device onboarded again); give those by their device ID.
+        or its computer name, case-insensitively, as the FQDN or the short name. A name that several
+        devices answer to fails the task before anything is returned, naming each device and what
+        to give instead - the FQDN for a short name that devices of several domains have, the device
+        ID for an FQDN that several devices share (a device onboarded again keeps its name).
       - Names that no device of the export has are listed in RV(not_found). Without it, every device.
     type: list
     elements: str
@@ -240,6 +241,13 @@ not_found:
   type: list
   elements: str
   sample: []
+resolved:
+  description:
+    - Each entry of O(devices) and the device ID it named (V(null) for none), so that a caller
+      need not match the names again. Empty without O(devices).
+  returned: success, without O(since)
+  type: dict
+  sample: {"ws-0001": "2339ad14a01bd0299afb93dfa2550136057bff96"}
 '''
 
 from ansible_collections.defender.tvm.plugins.module_utils._export import (

@@ -36,10 +36,14 @@ options:
     elements: str
   machine_ids:
     description:
-      - Defender device IDs (40 hexadecimal characters) or computer names. A name is first
-        resolved to its device with C(GET /api/machines/{name}); a short name (no domain) that
-        Defender does not know as such is looked up with C(GET /api/machines) filtered on
-        C(computerDnsName) (it must match exactly one device). Both need C(Machine.Read.All).
+      - Defender device IDs (40 hexadecimal characters) or computer names, FQDN or short, any case.
+        Names are resolved to devices first, all at once, with C(GET /api/machines) filtered on
+        C(computerDnsName) (a call per twelve names; needs C(Machine.Read.All)); what Defender lists
+        is checked again here.
+      - A name that several devices answer to fails the task before any KB is asked for, naming
+        each device and what to give instead - the FQDN for a short name that devices of several
+        domains have, the device ID for an FQDN that several devices share (a device onboarded
+        again keeps its name). Defender's own C(GET /api/machines/{name}) would silently pick one.
     type: list
     elements: str
   ignore_unknown:

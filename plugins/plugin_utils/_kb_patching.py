@@ -19,7 +19,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_list
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import utc_now
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DEVICE_ID_RE, DeviceNames, name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceIndex, is_device_id
 from ansible_collections.defender.tvm.plugins.module_utils._export import kbs_across, read_export
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_number, kb_rank, query_missing_kbs
 from ansible_collections.defender.tvm.plugins.module_utils._software import query_software, windows_devices
@@ -82,32 +82,21 @@ def _kb_filter(min_cve_addressed, include_kbs, exclude_kbs):
     return keep
 
 
-def _device_index(software):
-    """Every device the software answers mention: by lowercase DNS name (a DeviceNames, where two
-    devices may share a name), its software IDs, and device ID (lowercase) -> reference."""
-    software_of, by_id = {}, {}
+# How a role user names a device by its ID, for the message of a name several devices share.
+ROLE_ID_HINT = "the device ID as the host's kb_patching_device_name"
+
+
+def _software_devices(software, devices):
+    """Every device the software answers and ``devices`` mention, indexed for the one matching
+    rule (``DeviceIndex``), and each device's software IDs."""
+    software_of = {}
+    references = []
     for entry in software or []:
         for ref in entry.get('machine_references') or []:
-            by_id.setdefault(ref['id'].lower(), ref)
-            software_of.setdefault(ref['id'], []).append(entry['id'])
-    return _names(by_id.values(), 'computer_dns_name'), software_of, by_id
-
-
-def _names(devices, key):
-    """A DeviceNames of ``devices`` (each once) by their DNS name ``key``."""
-    return DeviceNames((d[key].lower(), d) for d in devices if d.get(key))
-
-
-def match_device(host_name, devices):
-    """The device whose DNS name is ``host_name`` (``name_candidates``); None when none or several
-    match: guessing could patch or pass the wrong host."""
-    candidates = name_candidates(host_name, devices)
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _find(device_name, devices, by_id):
-    """The device a host's device name names: a Defender device ID exactly, else a computer name."""
-    return by_id.get(device_name.lower()) if DEVICE_ID_RE.match(device_name) else match_device(device_name, devices)
+            references.append(ref)
+            software_of.setdefault(ref['id'].lower(), []).append(entry['id'])
+    index = DeviceIndex((d['id'], d.get('computer_dns_name'), None, d) for d in references + list(devices or []))
+    return index, software_of
 
 
 def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None,
@@ -124,7 +113,9 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
     none of that software, so it is in Defender with nothing to patch, not ``not_in_defender``.
 
     In the ``export`` strategy, ``missing`` is a ``read_export`` result: each host gets its own
-    device's KBs; a short name that matches two devices is an error naming both.
+    device's KBs.
+
+    In every strategy, a name that several devices answer to is a SharedNameError naming them.
     """
     keep = _kb_filter(min_cve_addressed, include_kbs, exclude_kbs)
     if strategy == 'export':
@@ -138,18 +129,18 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
                 'software_ids': list(kb.get('software_ids') or [])}
     plan_hosts = {}
     if strategy == 'software':
-        references, software_of, by_id = _device_index(software)
-        known_by_id = dict((d['id'].lower(), d) for d in devices or [])
-        known = _names(known_by_id.values(), 'computer_dns_name')
         kbs_of_software = dict((r['software_id'], [kb_name(k['id']) for k in r['missing_kbs']])
                                for r in missing.get('results', []))
+        index, software_of = _software_devices(software, devices)
+        refs = index.resolve_all(sorted(set(hosts.values())), ROLE_ID_HINT)
         for host, device_name in sorted(hosts.items()):
-            ref = _find(device_name, references, by_id) or _find(device_name, known, known_by_id)
+            ref = refs[device_name]
+            their_software = sorted(software_of.get(ref['id'].lower(), [])) if ref else []
             names = set()
-            for sid in software_of.get(ref['id'], []) if ref else []:
+            for sid in their_software:
                 names.update(n for n in kbs_of_software.get(sid, []) if n in catalog)
             plan_hosts[host] = _plan_host(ref and ref['id'], ref and ref.get('computer_dns_name'), names, catalog,
-                                          sorted(software_of.get(ref['id'], [])) if ref else [])
+                                          their_software)
     elif strategy == 'device':
         by_name = dict((r['requested'].lower(), r) for r in missing.get('results', []))
         for host, device_name in sorted(hosts.items()):
@@ -157,7 +148,7 @@ def build_plan(strategy, hosts, missing, software=None, min_cve_addressed=0, inc
             names = set(kb_name(k['id']) for k in result['missing_kbs']) & set(catalog) if result else set()
             # a device asked for by its ID was not looked up, so its DNS name is not known
             dns_name = result and (result.get('computer_dns_name')
-                                   or (None if DEVICE_ID_RE.match(result['requested']) else result['requested']))
+                                   or (None if is_device_id(result['requested']) else result['requested']))
             plan_hosts[host] = _plan_host(result and result['machine_id'], dns_name, names, catalog, [])
     else:
         raise ValueError("strategy must be software, device or export, got %r" % (strategy,))
@@ -187,7 +178,7 @@ def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_
 
     ``discover`` (a dict with ``vendor`` and ``name``, both optional) takes every software with
     known weaknesses from the inventory instead of ``software_ids``. In the ``software``
-    strategy, the hosts that no machine reference names are looked up among the Windows devices.
+    strategy, the hosts' names are matched among the Windows devices as well.
     """
     empty = {'missing_kbs': [], 'results': []}
     started = utc_now()
@@ -217,25 +208,29 @@ def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_
     if software_ids:
         missing = query_missing_kbs(client, software_ids=software_ids)
         software = query_software(client, software_ids=software_ids, machine_references=True, details=False)['software']
-    # a host that no machine reference names has none of the software, or is unknown to Defender
-    first = build_plan(strategy, hosts, empty, software)
-    devices = windows_devices(client) if any(not h['in_defender'] for h in first['hosts'].values()) else []
+    # Every Windows device, whatever the hosts: a host that no machine reference names has none of
+    # the software (or is unknown to Defender), and a name is matched against every device that
+    # may have it, so that two devices with one name are an error, not a pick.
+    devices = windows_devices(client)
     return dict(build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs, devices),
                 source=strategy, data_time=started, data_time_basis='asked')
 
 
 def _export_plan(hosts, export, keep):
     """The plan from the export: each host its own device's KBs that pass the filters (``keep``
-    judges each KB by this device's own count of the findings it fixes)."""
+    judges each KB by this device's own count of the findings it fixes). The names the read
+    resolved (``resolved``) are not matched again; others go through the one matching rule."""
     devices = export.get('devices', [])
     by_id = dict((d['device_id'].lower(), d) for d in devices)
-    by_name = _names(devices, 'device_name')
+    resolved = dict(export.get('resolved') or {})
+    unresolved = sorted(set(hosts.values()) - set(resolved))
+    if unresolved:
+        index = DeviceIndex((d['device_id'], d['device_name'], None, d['device_id']) for d in devices)
+        resolved.update(index.resolve_all(unresolved, ROLE_ID_HINT))
     found, plan_hosts = {}, {}
     for host, device_name in sorted(hosts.items()):
-        if DEVICE_ID_RE.match(device_name):
-            device = by_id.get(device_name.lower())
-        else:
-            device = only_device(device_name, name_candidates(device_name, by_name))
+        device_id = resolved.get(device_name)
+        device = by_id.get(device_id.lower()) if device_id else None
         found[host] = (device, [kb for kb in device['missing_kbs'] if keep(kb)] if device else [])
     # the catalog counts a KB once per host that gets it (machine_missed_on), as the other strategies
     catalog = dict((kb_name(kb['id']), dict(((k, v) for k, v in kb.items() if k != 'kb'), software_ids=[]))

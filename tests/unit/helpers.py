@@ -14,6 +14,8 @@ import json
 import requests
 from urllib3.response import HTTPResponse
 
+from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
+from ansible_collections.defender.tvm.plugins.module_utils._errors import NotFoundError
 from ansible_collections.defender.tvm.plugins.module_utils._options import OptionAdapter, Settings
 
 TENANT = '11111111-2222-3333-4444-555555555555'
@@ -79,3 +81,31 @@ class FakeTokens:
         if generation == self.generation:
             self.generation += 1
         return self.get()
+
+
+class FakeClient(DefenderClient):
+    """The real client with the network replaced by tables: ``software`` and ``machines`` map an ID
+    to the collection below it (``getmissingkbs``; absent: 404), ``listing`` is what
+    ``GET /api/machines`` lists whatever its ``$filter`` (a server that ignores the filter; the
+    collection checks what comes back). Every URL asked for is in ``requested``."""
+
+    def __init__(self, software=None, machines=None, listing=None):
+        super(FakeClient, self).__init__(make_settings(max_concurrency=1))
+        self.software = software or {}
+        self.machines = machines or {}
+        self.listing = listing or []
+        self.requested = []
+
+    def get(self, url, what, permission, resource_id=None, budget=None, parse=None):
+        self.requested.append(url)
+        raise NotFoundError('%s not found' % url.rsplit('/', 1)[1], resource_id)
+
+    def get_collection(self, url, what, permission, resource_id=None):
+        self.requested.append(url)
+        if '/api/machines?' in url or url.endswith('/api/machines'):
+            return self.listing
+        parts = url.split('/')
+        table = self.software if parts[-3] == 'Software' else self.machines
+        if parts[-2] not in table:
+            raise NotFoundError('%s not found' % parts[-2], resource_id)
+        return table[parts[-2]]

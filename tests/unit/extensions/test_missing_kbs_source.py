@@ -77,8 +77,14 @@ def run(monkeypatch, tmp_path):
     closed = []
     monkeypatch.setattr(source.DefenderClient, 'close', lambda self: closed.append(True))
 
-    def go(reads, **args):
+    def go(reads, machines=(), **args):
         monkeypatch.setattr(source, 'read_changes', reads)
+        listings = go.listings = []
+
+        def list_devices(client, odata_filter=None):
+            listings.append(odata_filter)
+            return list(machines)
+        monkeypatch.setattr(source, 'list_devices', list_devices)
         queue = ListQueue()
         arguments = dict(CREDENTIALS, state_file=str(tmp_path / 'state.json'), **args)
         with pytest.raises(asyncio.CancelledError):
@@ -127,6 +133,27 @@ def test_what_was_emitted_is_not_emitted_again_by_a_later_poll_or_after_a_restar
     # a KB fixed and missing again later is a new event (its own time)
     events, dummy, dummy2 = run(Reads([change(A, 'web01', new=[kb('5034765', when='2024-02-20T06:59:00Z')])]))
     assert [[k['kb'] for k in e['defender_tvm']['new_kbs']] for e in events] == [['KB5034765']]
+
+
+def test_the_event_names_the_host_as_the_inventory_plugin_names_the_device(run):
+    # onboarded again: the old device (A) and the new one (B) share a name; the inventory plugin
+    # names the one seen last by it and the other <name>_<device ID>
+    machines = [{'id': A, 'computerDnsName': 'ws-dup01.contoso.local', 'lastSeen': '2024-01-30T06:00:00Z'},
+                {'id': B, 'computerDnsName': 'ws-dup01.contoso.local', 'lastSeen': '2024-02-20T05:00:00Z'}]
+    reads = Reads([change(A, 'ws-dup01.contoso.local', new=[kb('5034765')]),
+                   change(B, 'ws-dup01.contoso.local', new=[kb('5034441')])])
+    events, dummy, dummy2 = run(reads, machines=machines, filter="healthStatus ne 'Inactive'")
+    assert [(e['defender_tvm']['device_id'], e['meta']['hosts']) for e in events] == [
+        (A, 'ws-dup01.contoso.local_%s' % A), (B, 'ws-dup01.contoso.local')]
+    assert run.listings == ["healthStatus ne 'Inactive'"]  # listed once, with the inventory's filter
+    # named by ID first: the ID names the host, and no list is read
+    events, dummy, dummy2 = run(Reads([change(A, 'ws-dup01.contoso.local', new=[kb('5035001')])]), machines=machines,
+                                hostnames=['id', 'computerDnsName'])
+    assert events[0]['meta']['hosts'] == A and run.listings == []
+    # a poll whose changes emit nothing new lists nothing
+    seen = [change(B, 'ws-dup01.contoso.local', new=[kb('5035002')])]
+    run(Reads(seen, seen), machines=machines)
+    assert run.listings == [None]
 
 
 def test_a_failed_poll_emits_nothing_keeps_the_checkpoint_and_goes_on(run, caplog):

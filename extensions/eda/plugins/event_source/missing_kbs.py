@@ -34,7 +34,8 @@ description:
     again after O(interval); it never exits on such an error.
   - Uses the collection's shared client (the options, authentication, pacing, retries and reader of
     M(defender.tvm.device_missing_kbs_info)); blocking calls run off the event loop.
-  - Requires the application permission C(Vulnerability.Read.All) of the C(WindowsDefenderATP) API.
+  - Requires the application permission C(Vulnerability.Read.All) of the C(WindowsDefenderATP) API,
+    and C(Machine.Read.All) to name hosts by computer name (the default O(hostnames)).
 options:
   interval:
     description: Seconds between polls.
@@ -61,16 +62,33 @@ options:
         M(defender.tvm.device_missing_kbs_info). Default every device.
     type: list
     elements: str
+  hostnames:
+    description:
+      - How the inventory names hosts, to name the event's host (C(meta.hosts)) exactly as the
+        M(defender.tvm.devices) inventory plugin does - give the same value as its O(hostnames)
+        option. With the default, a device's name is its computer name, and of two devices with one
+        name (a device onboarded again) the one seen last keeps it and the other is
+        C(<name>_<device ID>); knowing which needs the device list (C(GET /api/machines), one call
+        per 10,000 devices in a poll that has events; C(Machine.Read.All)). With V(id) first, no list is read.
+    type: list
+    elements: str
+    choices: [computerDnsName, id, lastIpAddress, lastExternalIpAddress, aadDeviceId]
+    default: [computerDnsName, id]
+  filter:
+    description:
+      - The inventory plugin's O(filter) (an OData C($filter) for the device list), when its
+        inventory has one, since which devices share a name depends on which devices are listed.
+    type: str
   tenant_id:
     description: The connection options of the collection's modules (same names, same environment
       variables E(MDE_*) and E(AZURE_*)); see M(defender.tvm.device_missing_kbs_info).
     type: str
 notes:
   - The event is C({"defender_tvm" - {"device_id", "device_name", "new_kbs" - [{"id", "kb", "cve_addressed"}],
-    "fixed_kbs" - [...], "generated_time"}, "meta" - {"hosts" - "<device_name>"}}) (C(-) standing for a colon),
-    C(generated_time) being when Defender recorded the device's last change. C(meta.hosts) limits a
-    rule's action to that host, so name inventory hosts as Defender names devices (the
-    M(defender.tvm.devices) inventory plugin does).
+    "fixed_kbs" - [...], "generated_time"}, "meta" - {"hosts" - "<inventory host name>"}}) (C(-) standing for a
+    colon), C(generated_time) being when Defender recorded the device's last change. C(meta.hosts)
+    limits a rule's action to that host, named as the M(defender.tvm.devices) inventory plugin names
+    the device (see O(hostnames)), so that a rule patches that device and no other one.
   - Secrets are never logged; give them in environment variables (E(MDE_CLIENT_SECRET), ...) rather
     than in the rulebook.
 '''
@@ -114,12 +132,13 @@ _import_collection()
 
 # pylint: disable=wrong-import-position
 from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient, clean_ids
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DEFAULT_HOSTNAMES, HOSTNAME_FIELDS, host_names, list_devices
 from ansible_collections.defender.tvm.plugins.module_utils._errors import ConfigurationError, DefenderError
 from ansible_collections.defender.tvm.plugins.module_utils._export import MAX_DELTA_DAYS, parse_time, read_changes
 from ansible_collections.defender.tvm.plugins.module_utils._options import OPTIONS, OptionAdapter, Settings
 
 LOG = logging.getLogger('defender.tvm.missing_kbs')
-SOURCE_OPTIONS = ('interval', 'state_file', 'since', 'min_cve_addressed', 'devices')
+SOURCE_OPTIONS = ('interval', 'state_file', 'since', 'min_cve_addressed', 'devices', 'hostnames', 'filter')
 # Each poll reads again this far before the time the last one reached: Defender publishes its
 # changes every six hours, with a delay, so a change may appear later than its eventTimestamp says.
 OVERLAP = datetime.timedelta(hours=12)
@@ -150,6 +169,10 @@ class Arguments:
         self.interval = self._integer(args, 'interval', 3600, 1)
         self.min_cve_addressed = self._integer(args, 'min_cve_addressed', 1, 0)
         self.devices = clean_ids(args['devices'], 'devices') if args.get('devices') is not None else None
+        self.hostnames = self._hostnames(args.get('hostnames', list(DEFAULT_HOSTNAMES)))
+        self.filter = args.get('filter')
+        if self.filter is not None and not isinstance(self.filter, str):
+            raise ValueError('defender.tvm.missing_kbs: filter must be an OData $filter string, got %r' % (self.filter,))
         oldest = now - datetime.timedelta(days=MAX_DELTA_DAYS)
         if args.get('since') is not None:
             self.since = parse_time('since', args['since'])
@@ -163,6 +186,13 @@ class Arguments:
         self.settings = Settings.from_adapter(OptionAdapter.from_action(connection, {}, os.environ if environ is None
                                                                         else environ))
         self.state_file = os.path.abspath(os.path.expanduser(args.get('state_file') or self._default_state_file()))
+
+    @staticmethod
+    def _hostnames(value):
+        if not isinstance(value, list) or not value or any(field not in HOSTNAME_FIELDS for field in value):
+            raise ValueError('defender.tvm.missing_kbs: hostnames must be a list of %s (as the inventory plugin '
+                             'takes them), got %r' % (', '.join(HOSTNAME_FIELDS), value))
+        return value
 
     @staticmethod
     def _integer(args, name, default, minimum):
@@ -232,20 +262,28 @@ def _key(device_id, kb):
     return '%s|%s|%s' % (device_id, kb['id'], kb.get('event_time') or '')
 
 
-def events_of(changes, checkpoint, min_cve_addressed):
+def _fresh_kbs(change, checkpoint, min_cve_addressed):
+    """The KBs of a change that make an event: new, fixing at least ``min_cve_addressed`` of the
+    device's findings, and not emitted before."""
+    return [kb for kb in change['new_kbs']
+            if kb['cve_addressed'] >= min_cve_addressed and _key(change['device_id'], kb) not in checkpoint.emitted]
+
+
+def events_of(changes, checkpoint, min_cve_addressed, host_of=None):
     """The events of one poll: per device whose missing KBs grew by a KB not emitted before (and
     fixing at least ``min_cve_addressed`` of its findings), with that device's fixed KBs. Marks
-    the KBs it emits in the checkpoint (saved by the caller once the events are queued)."""
+    the KBs it emits in the checkpoint (saved by the caller once the events are queued).
+    ``host_of`` maps device IDs (lowercase) to inventory host names (``inventory_hosts``); a device
+    it does not name is named by its computer name, else its ID."""
     events = []
     for change in changes['changes']:
         device_id = change['device_id']
-        new = [kb for kb in change['new_kbs']
-               if kb['cve_addressed'] >= min_cve_addressed and _key(device_id, kb) not in checkpoint.emitted]
+        new = _fresh_kbs(change, checkpoint, min_cve_addressed)
         if not new:
             continue
         for kb in new:
             checkpoint.emitted[_key(device_id, kb)] = kb.get('event_time') or _text(checkpoint.reached)
-        host = change['device_name'] or device_id
+        host = (host_of or {}).get(device_id.lower()) or change['device_name'] or device_id
         events.append({
             'defender_tvm': {
                 'device_id': device_id, 'device_name': change['device_name'],
@@ -258,11 +296,33 @@ def events_of(changes, checkpoint, min_cve_addressed):
     return events
 
 
+def inventory_hosts(client, arguments, device_ids):
+    """The inventory host name of each of ``device_ids`` (lowercase), as the inventory plugin names
+    it with the same ``hostnames`` and ``filter`` (``host_names``: the one naming rule). Named by
+    ID first, hosts need no device list."""
+    if arguments.hostnames[0] == 'id' or not device_ids:
+        return dict((device_id, device_id) for device_id in device_ids)
+    machines = [m for m in list_devices(client, arguments.filter) if isinstance(m, dict) and m.get('id')]
+    named, dummy = host_names(([m.get(field) for field in arguments.hostnames], m['id'], m.get('lastSeen'), m)
+                              for m in machines)
+    hosts = dict((m['id'].lower(), name) for name, m in named)
+    unlisted = sorted(set(device_ids) - set(hosts))
+    if unlisted:
+        LOG.warning('defender.tvm.missing_kbs: %d device%s with new KBs %s not among the devices the inventory lists '
+                    '(filter %s): %s', len(unlisted), '' if len(unlisted) == 1 else 's',
+                    'is' if len(unlisted) == 1 else 'are', arguments.filter, ', '.join(unlisted))
+    return hosts
+
+
 def _poll(client, arguments, checkpoint):
-    """One read of the changes (blocking: run in a thread) and the time it reached."""
+    """One read of the changes (blocking: run in a thread), the time it reached, and the inventory
+    host names of the devices that gained KBs."""
     started = _now()
     changes = read_changes(client, _text(checkpoint.read_from(started)), devices=arguments.devices)
-    return changes, started
+    # (the checkpoint is read here and changed only on the event loop, after this returns)
+    grown = [change['device_id'].lower() for change in changes['changes']
+             if _fresh_kbs(change, checkpoint, arguments.min_cve_addressed)]
+    return changes, started, inventory_hosts(client, arguments, grown)
 
 
 async def main(queue, args):
@@ -276,14 +336,14 @@ async def main(queue, args):
     try:
         while True:
             try:
-                changes, reached = await loop.run_in_executor(None, _poll, client, arguments, checkpoint)
+                changes, reached, host_of = await loop.run_in_executor(None, _poll, client, arguments, checkpoint)
             except DefenderError as exc:
                 # throttled, unreachable, failing after the retries: nothing emitted, the checkpoint
                 # kept, and the next poll tries again
                 LOG.warning('defender.tvm.missing_kbs: this poll failed, trying again in %d s: %s',
                             arguments.interval, exc)
             else:
-                for event in events_of(changes, checkpoint, arguments.min_cve_addressed):
+                for event in events_of(changes, checkpoint, arguments.min_cve_addressed, host_of):
                     await queue.put(event)
                 checkpoint.advance(reached)
                 await loop.run_in_executor(None, checkpoint.save)

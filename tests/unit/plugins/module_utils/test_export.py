@@ -239,21 +239,25 @@ def test_devices_are_kept_by_id_or_name_and_the_unknown_listed():
     answer = read_export(ExportApi(FLEET), 'json', devices=['WEB01.contoso.local', 'db01', C.upper(), 'ghost'])
     assert [d['device_id'] for d in answer['devices']] == [A, B, C]
     assert answer['not_found'] == ['ghost']
+    assert answer['resolved'] == {'WEB01.contoso.local': A, 'db01': B, C.upper(): C, 'ghost': None}
     assert [(k['kb'], k['machine_missed_on']) for k in answer['missing_kbs']][0] == ('KB5034122', 2)
 
 
 def test_a_short_name_of_two_devices_is_an_error_naming_both():
-    with pytest.raises(ResponseError, match=r'web01 matches 2 devices \(web01.contoso.local \(a+\), web01.fabrikam.local \(c+\)\)'):
+    with pytest.raises(ResponseError, match=r'2 devices answer to the name web01: web01.contoso.local \(a+\), '
+                                            r'web01.fabrikam.local \(c+\); give the FQDN, or the device ID'):
         read_export(ExportApi(FLEET), 'json', devices=['web01'])
 
 
 def test_an_fqdn_that_two_devices_share_is_an_error_naming_both_ids():
     # a device onboarded again: a new ID, the same name; guessing could patch or pass the wrong one
     records = [finding(A, 'ws-dup01.contoso.local', '5034122'), finding(B, 'ws-dup01.contoso.local', '5034441')]
-    with pytest.raises(ResponseError, match=r'WS-DUP01.contoso.local matches 2 devices \(.*\(a+\).*\(b+\)\)'):
+    with pytest.raises(ResponseError, match=r'2 devices answer to the name WS-DUP01.contoso.local: .*\(a+\).*\(b+\); '
+                                            r'give the device ID of the one you mean\.'):
         read_export(ExportApi(records), 'json', devices=['WS-DUP01.contoso.local'])
     answer = read_export(ExportApi(records), 'json', devices=[B])  # by its ID: no doubt
     assert [k['kb'] for k in answer['devices'][0]['missing_kbs']] == ['KB5034441']
+    assert answer['resolved'] == {B: B}
 
 
 def test_a_filtered_read_keeps_only_the_devices_it_may_need():

@@ -11,10 +11,9 @@ import re
 
 import pytest
 
-from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
 from ansible_collections.defender.tvm.plugins.module_utils._errors import NotFoundError, ResponseError
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, normalize_kb, query_missing_kbs
-from ansible_collections.defender.tvm.tests.unit.helpers import make_settings
+from ansible_collections.defender.tvm.tests.unit.helpers import FakeClient
 
 DEVICE_A = 'a' * 40
 DEVICE_B = 'b' * 40
@@ -24,35 +23,6 @@ def fix(kb, cves, missed=1, products=('windows_11',), name=None):
     return {'id': kb, 'name': name or 'Update %s' % kb, 'productsNames': list(products),
             'url': 'https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB%s' % kb,
             'machineMissedOn': missed, 'cveAddressed': cves}
-
-
-class FakeApi(DefenderClient):
-    """The real client with the network replaced by a dict of path -> collection (or None for 404)."""
-
-    def __init__(self, software=None, machines=None, names=None, listing=None):
-        super(FakeApi, self).__init__(make_settings(max_concurrency=1))
-        self.software = software or {}
-        self.machines = machines or {}
-        self.names = names or {}
-        self.listing = listing or []
-        self.requested = []
-
-    def get(self, url, what, permission, resource_id=None):
-        self.requested.append(url)
-        name = url.rsplit('/', 1)[1]
-        if name.lower() not in self.names:
-            raise NotFoundError('%s not found' % name, resource_id)
-        return {'id': self.names[name.lower()], 'computerDnsName': name.lower()}
-
-    def get_collection(self, url, what, permission, resource_id=None):
-        self.requested.append(url)
-        if '/api/machines?' in url:
-            return self.listing
-        parts = url.split('/')
-        table = self.software if parts[-3] == 'Software' else self.machines
-        if parts[-2] not in table:
-            raise NotFoundError('%s not found' % parts[-2], resource_id)
-        return table[parts[-2]]
 
 
 def test_normalize_adds_the_kb_form_and_snake_case():
@@ -86,7 +56,7 @@ def test_accept_patterns_select_exactly_the_kb(match_list, selected):
 
 
 def test_software_answers_are_merged_each_kb_once():
-    api = FakeApi(software={
+    api = FakeClient(software={
         'microsoft-_-windows_11': [fix('5001', 10, 4), fix('5003', 30, 2)],
         'microsoft-_-.net_framework': [fix('5001', 12, 6, ['.net_framework']), fix('5002', 5, 1, ['.net_framework'])],
         'google-_-chrome': [],
@@ -107,7 +77,7 @@ def test_software_answers_are_merged_each_kb_once():
 
 
 def test_unknown_ids_are_all_named_or_listed():
-    api = FakeApi(software={'a-_-b': [fix('1', 1)]})
+    api = FakeClient(software={'a-_-b': [fix('1', 1)]})
     with pytest.raises(NotFoundError) as err:
         query_missing_kbs(api, software_ids=['x-_-y', 'a-_-b', 'z-_-w'])
     assert 'x-_-y, z-_-w' in str(err.value) and 'ignore_unknown' in str(err.value)
@@ -117,8 +87,8 @@ def test_unknown_ids_are_all_named_or_listed():
 
 
 def test_devices_by_id_and_by_name():
-    api = FakeApi(machines={DEVICE_A: [fix('7', 3)], DEVICE_B: [fix('7', 3), fix('8', 9)]},
-                  names={'srv01.contoso.local': DEVICE_B})
+    api = FakeClient(machines={DEVICE_A: [fix('7', 3)], DEVICE_B: [fix('7', 3), fix('8', 9)]},
+                     listing=[{'id': DEVICE_B, 'computerDnsName': 'srv01.contoso.local'}])
     answer = query_missing_kbs(api, machine_ids=[DEVICE_A, 'SRV01.contoso.local'])
     assert [(r['machine_id'], r['requested'], r['computer_dns_name']) for r in answer['results']] == [
         (DEVICE_A, DEVICE_A, None), (DEVICE_B, 'SRV01.contoso.local', 'srv01.contoso.local')]
@@ -126,30 +96,36 @@ def test_devices_by_id_and_by_name():
     assert merged['7']['machine_ids'] == [DEVICE_A, DEVICE_B] and merged['7']['machine_missed_on'] == 2
     assert merged['8']['machine_ids'] == [DEVICE_B] and merged['8']['machine_missed_on'] == 1
     assert 'software_ids' not in merged['7']
-    # a device ID is used as is; only the name is resolved
+    # the names are resolved first, in one listing; a device ID is used as is
     assert [u.split('/api/')[1] for u in api.requested] == [
-        'machines/%s/getmissingkbs' % DEVICE_A, 'machines/SRV01.contoso.local',
-        'machines/%s/getmissingkbs' % DEVICE_B]
+        "machines?$filter=(computerDnsName%20eq%20'srv01.contoso.local'%20or%20computerDnsName%20eq%20'srv01')",
+        'machines/%s/getmissingkbs' % DEVICE_A, 'machines/%s/getmissingkbs' % DEVICE_B]
 
 
 def test_unknown_device_names_are_not_found():
-    api = FakeApi(machines={DEVICE_A: []})
+    api = FakeClient(machines={DEVICE_A: []})
     answer = query_missing_kbs(api, machine_ids=['ghost.contoso.local', DEVICE_A], ignore_unknown=True)
     assert answer['not_found'] == ['ghost.contoso.local']
 
 
 def test_short_device_names_are_found_through_the_listing():
-    api = FakeApi(machines={DEVICE_A: [fix('7', 3)]},
-                  listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
-                           {'id': DEVICE_B, 'computerDnsName': 'web011.contoso.local'}])
+    api = FakeClient(machines={DEVICE_A: [fix('7', 3)]},
+                     listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
+                              {'id': DEVICE_B, 'computerDnsName': 'web011.contoso.local'}])
     answer = query_missing_kbs(api, machine_ids=['WEB01'])
     assert answer['results'][0]['machine_id'] == DEVICE_A
     assert answer['results'][0]['computer_dns_name'] == 'web01.contoso.local'
-    assert "api/machines?$filter=startswith(computerDnsName,'WEB01.')" in api.requested[1]
+    assert "startswith(computerDnsName,'web01.')" in api.requested[0]
 
 
-def test_an_ambiguous_short_name_is_an_error():
-    api = FakeApi(listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
-                           {'id': DEVICE_B, 'computerDnsName': 'web01.fabrikam.local'}])
-    with pytest.raises(ResponseError, match='matches 2 devices .*give the FQDN or the device ID'):
-        query_missing_kbs(api, machine_ids=['web01'])
+@pytest.mark.parametrize('name,way_out', [
+    ('web01', 'give the FQDN, or the device ID where devices share the FQDN'),
+    ('web01.contoso.local', 'give the device ID of the one you mean')])
+def test_a_name_several_devices_answer_to_is_an_error_before_any_kb_is_asked(name, way_out):
+    api = FakeClient(machines={DEVICE_A: [fix('7', 3)], DEVICE_B: [fix('8', 3)], 'c' * 40: []},
+                     listing=[{'id': DEVICE_A, 'computerDnsName': 'web01.contoso.local'},
+                              {'id': DEVICE_B, 'computerDnsName': 'web01.contoso.local'},
+                              {'id': 'c' * 40, 'computerDnsName': 'web01.fabrikam.local'}])
+    with pytest.raises(ResponseError, match='devices answer to the name %s: .*; %s' % (name, way_out)):
+        query_missing_kbs(api, machine_ids=[name, DEVICE_A])
+    assert not [url for url in api.requested if 'getmissingkbs' in url]

@@ -86,16 +86,18 @@ def test_software_ids_give_the_documented_result(software_api, run_module):
 @pytest.mark.usefixtures('patch_ansible_module')
 def test_machine_ids_resolve_names_and_count_the_devices(defender_api, run_module):
     defender_api.routes.update({
-        'machines/srv01.contoso.local': {'id': DEVICE_B, 'computerDnsName': 'srv01.contoso.local'},
+        'machines': [{'id': DEVICE_B, 'computerDnsName': 'srv01.contoso.local'}],
         'machines/%s/getmissingkbs' % DEVICE_A: [fix('2001', 5)],
         'machines/%s/getmissingkbs' % DEVICE_B: [fix('2001', 5), fix('2002', 1)],
     })
     rc, result, dummy = run_module(missing_kbs_info.main)
 
     assert rc == 0 and result['changed'] is False
-    # a device ID is queried as it is; a name costs one lookup first
-    assert sorted(defender_api.paths()) == sorted(['machines/%s/getmissingkbs' % DEVICE_A, 'machines/srv01.contoso.local',
-                                                   'machines/%s/getmissingkbs' % DEVICE_B])
+    # a device ID is queried as it is; the names are looked up first, in one listing
+    assert defender_api.paths() == ['machines', 'machines/%s/getmissingkbs' % DEVICE_A,
+                                    'machines/%s/getmissingkbs' % DEVICE_B]
+    assert defender_api.query(defender_api.requests[0]) == (
+        "$filter=(computerDnsName eq 'srv01.contoso.local' or computerDnsName eq 'srv01')")
     assert [(e['machine_id'], e['computer_dns_name'], e['requested']) for e in result['results']] == [
         (DEVICE_A, None, DEVICE_A), (DEVICE_B, 'srv01.contoso.local', 'srv01.contoso.local')]
     for entry in result['results']:

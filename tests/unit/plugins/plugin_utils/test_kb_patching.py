@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.defender.tvm.plugins.module_utils._devices import SharedNameError
 from ansible_collections.defender.tvm.plugins.plugin_utils import _kb_patching as kb_patching
 from ansible_collections.defender.tvm.plugins.plugin_utils._kb_patching import (
     ask_defender,
@@ -17,7 +18,6 @@ from ansible_collections.defender.tvm.plugins.plugin_utils._kb_patching import (
     gate_message,
     host_outcomes,
     kb_name,
-    match_device,
     plan_key,
     role_arguments,
 )
@@ -50,15 +50,37 @@ def test_kb_names_are_normalised():
     ('web01.contoso.local', A), ('WEB01', A), ('web01', A), ('db01', B), ('web01.fabrikam.local', None),
     ('ghost', None)])
 def test_hosts_match_devices_by_fqdn_or_short_name(host, expected):
-    devices = {'web01.contoso.local': {'id': A}, 'db01.contoso.local': {'id': B}}
-    ref = match_device(host, devices)
-    assert (ref and ref['id']) == expected
+    plan = build_plan('software', {'h': host}, SOFTWARE_MISSING, SOFTWARE)
+    assert plan['hosts']['h']['device_id'] == expected
 
 
-def test_a_short_name_matching_two_devices_is_no_match():
-    devices = {'web01.contoso.local': {'id': A}, 'web01.fabrikam.local': {'id': B}}
-    assert match_device('web01', devices) is None
-    assert match_device('web01.contoso.local', devices)['id'] == A
+SHARED = [{'id': A, 'computer_dns_name': 'web01.contoso.local'}, {'id': C, 'computer_dns_name': 'web01.contoso.local'},
+          {'id': 'd' * 40, 'computer_dns_name': 'web01.fabrikam.local'}]
+
+
+@pytest.mark.parametrize('host,way_out', [
+    ('web01', 'give the FQDN, or the device ID as the host\'s kb_patching_device_name where devices share the FQDN'),
+    ('web01.contoso.local', "give the device ID as the host's kb_patching_device_name of the one you mean")])
+def test_a_name_several_devices_answer_to_fails_the_plan_in_every_strategy(host, way_out):
+    # software: one device has the software, the other is only among the Windows devices
+    with pytest.raises(SharedNameError) as caught:
+        build_plan('software', {'h': host}, SOFTWARE_MISSING, SOFTWARE, devices=SHARED)
+    assert way_out in str(caught.value) and A in str(caught.value) and C in str(caught.value)
+    export = {'devices': [{'device_id': d['id'], 'device_name': d['computer_dns_name'], 'missing_kbs': []}
+                          for d in SHARED]}
+    with pytest.raises(SharedNameError, match='devices answer to the name %s' % host):
+        build_plan('export', {'h': host}, export)
+    # a device ID picks the one meant, in every strategy
+    assert build_plan('software', {'h': C}, SOFTWARE_MISSING, SOFTWARE, devices=SHARED)['hosts']['h']['device_id'] == C
+    assert build_plan('export', {'h': C.upper()}, export)['hosts']['h']['device_id'] == C
+
+
+def test_the_export_plan_takes_the_names_the_read_resolved():
+    export = {'devices': [{'device_id': A, 'device_name': 'web01.contoso.local', 'missing_kbs': [kb('1', 50)]},
+                          {'device_id': C, 'device_name': 'web01.contoso.local', 'missing_kbs': []}],
+              'resolved': {'web01': C, 'ghost': None}}
+    plan = build_plan('export', {'h': 'web01', 'g': 'ghost'}, export)
+    assert plan['hosts']['h']['device_id'] == C and plan['hosts']['g']['in_defender'] is False
 
 
 def test_software_plan_knows_devices_that_have_none_of_the_software():
@@ -311,7 +333,7 @@ class Calls:
         return self.windows_refs
 
 
-def test_ask_defender_software_strategy_asks_per_software_and_finds_the_rest_among_windows_devices(monkeypatch):
+def test_ask_defender_software_strategy_asks_per_software_and_matches_names_among_windows_devices(monkeypatch):
     calls = Calls(monkeypatch, windows=[{'id': C, 'computer_dns_name': 'file01.contoso.local'}])
     plan = ask_defender(None, 'software', {'web': 'web01', 'file': 'file01', 'new': 'new01'}, software_ids=['win', 'net'])
     assert calls.made == [('missing', ['win', 'net'], False), ('software', ['win', 'net'], None, None, True, False),
@@ -321,10 +343,11 @@ def test_ask_defender_software_strategy_asks_per_software_and_finds_the_rest_amo
     assert not plan['hosts']['new']['in_defender']
 
 
-def test_ask_defender_needs_no_windows_devices_when_every_host_is_named(monkeypatch):
-    calls = Calls(monkeypatch)
-    ask_defender(None, 'software', {'web': 'web01', 'db': 'db01'}, software_ids=['win'])
-    assert ('windows',) not in calls.made
+def test_ask_defender_finds_a_shared_name_among_the_windows_devices(monkeypatch):
+    # web01.contoso.local has the software; a device onboarded again has its name and only Windows
+    Calls(monkeypatch, windows=[{'id': C, 'computer_dns_name': 'web01.contoso.local'}])
+    with pytest.raises(SharedNameError, match='2 devices answer to the name web01.contoso.local'):
+        ask_defender(None, 'software', {'web': 'web01.contoso.local', 'db': 'db01'}, software_ids=['win'])
 
 
 def test_ask_defender_discovers_software_with_weaknesses(monkeypatch):
