@@ -102,6 +102,8 @@ def resolve_device(client, name):
         # the API answers 404 when it has no device to list
         listed = client.known(client.get_collection, url, "Looking up device %s by short name" % name,
                               MACHINE_PERMISSION, resource_id=name) or []
+        # name_candidates checks each listed device's name: a server that ignores or half-applies
+        # the filter (listing more devices) gives the same answer
         machine = only_device(name, name_candidates(name, DeviceNames(
             (m['computerDnsName'].lower(), m) for m in listed if m.get('computerDnsName'))))
     if machine is None:

@@ -219,7 +219,8 @@ def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_
         software = query_software(client, software_ids=software_ids, machine_references=True, details=False)['software']
     # a host that no machine reference names has none of the software, or is unknown to Defender
     first = build_plan(strategy, hosts, empty, software)
-    devices = windows_devices(client) if any(not h['in_defender'] for h in first['hosts'].values()) else []
+    read = dict((entry['id'], entry['machine_references']) for entry in software)  # a queried Windows: not read again
+    devices = windows_devices(client, read) if any(not h['in_defender'] for h in first['hosts'].values()) else []
     return dict(build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs, devices),
                 source=strategy, data_time=started, data_time_basis='asked')
 
