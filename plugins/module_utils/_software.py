@@ -18,15 +18,38 @@ from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import S
 PAGE_SIZE = 10000
 
 
-def inventory_filter(vendor=None, name=None, odata_filter=None):
+def inventory_filter(vendor=None, name=None, odata_filter=None, name_prefix=None):
+    """The ``$filter`` of ``GET /api/Software``: the clauses of ``vendor``, ``name`` and
+    ``name_prefix`` (which ``inventory_match`` checks again), and a caller's ``odata_filter`` as given."""
     clauses = []
     if vendor:
         clauses.append('vendor eq %s' % odata_string(vendor))
     if name:
         clauses.append('name eq %s' % odata_string(name))
+    if name_prefix:
+        clauses.append('startswith(name,%s)' % odata_string(name_prefix))
     if odata_filter:
         clauses.append('(%s)' % odata_filter)
     return ' and '.join(clauses) or None
+
+
+def _lowered(raw, key):
+    value = raw.get(key)
+    return value.lower() if isinstance(value, str) else None
+
+
+def inventory_match(raw, vendor=None, name=None, name_prefix=None):
+    """Whether a listed software passes the clauses ``inventory_filter`` builds from the same
+    arguments, compared ignoring case as Defender compares them.
+
+    Defender documents ``$filter`` on the inventory, not how faithfully it applies it: a server
+    that ignores it, or applies part of it, would otherwise add software that was not asked for
+    (and, in ``windows_devices``, a call per software of the tenant). A caller's own OData
+    ``odata_filter`` cannot be evaluated here and is left to the server.
+    """
+    return ((not vendor or _lowered(raw, 'vendor') == vendor.lower())
+            and (not name or _lowered(raw, 'name') == name.lower())
+            and (not name_prefix or (_lowered(raw, 'name') or '').startswith(name_prefix.lower())))
 
 
 def normalize_software(raw):
@@ -51,14 +74,16 @@ def normalize_machine_reference(raw):
     }
 
 
-def list_inventory(client, odata_filter=None, page_size=PAGE_SIZE):
-    """Every software matching the filter, paging with $top/$skip until a short page."""
+def list_inventory(client, vendor=None, name=None, odata_filter=None, name_prefix=None, page_size=PAGE_SIZE):
+    """Every software matching the filter (see ``inventory_filter``), paging with $top/$skip until
+    a short page; each checked against the clauses built here (``inventory_match``)."""
     items, seen = [], set()
     for raw in client.get_pages(('Software',), 'Listing the software inventory', SOFTWARE_PERMISSION, page_size,
-                                **{'$filter': odata_filter}):
-        if raw.get('id') not in seen:  # List Software can repeat an ID (known issue #11186)
-            seen.add(raw.get('id'))
-            items.append(raw)
+                                **{'$filter': inventory_filter(vendor, name, odata_filter, name_prefix)}):
+        if raw.get('id') in seen or not inventory_match(raw, vendor, name, name_prefix):
+            continue
+        seen.add(raw.get('id'))  # List Software can repeat an ID (known issue #11186)
+        items.append(raw)
     return items
 
 
@@ -78,17 +103,22 @@ def _machine_references(client, software_id):
 # Every Windows device that Defender's vulnerability management assesses has its Windows in the
 # software inventory (microsoft-_-windows_10, microsoft-_-windows_server_2022, ...), so the devices
 # of these products are the Windows devices Defender knows.
-WINDOWS = dict(vendor='microsoft', odata_filter="startswith(name,'windows')")
+WINDOWS = dict(vendor='microsoft', name_prefix='windows')
 
 
-def windows_devices(client):
-    """Machine references of every device that runs a Windows Defender knows: a call per Windows
-    product (and one for the inventory), whatever the number of devices asked about."""
-    windows = [entry['id'] for entry in query_software(client, **WINDOWS)['software']]
-    if not windows:
-        return []
-    answer = query_software(client, software_ids=windows, machine_references=True, details=False)
-    return [ref for entry in answer['software'] for ref in entry['machine_references']]
+def windows_devices(client, references=None):
+    """Machine references of every device that runs a Windows Defender knows: the inventory's
+    Windows products (one listing) and a machineReferences call per Windows product, whatever the
+    number of devices asked about or of software in the tenant.
+
+    ``references`` maps software IDs to the machine references already read (a queried software
+    that is itself a Windows product, such as microsoft-_-windows_11): those are not read again.
+    """
+    references = references or {}
+    windows = [raw.get('id') for raw in list_inventory(client, **WINDOWS)]
+    unread = [sid for sid in windows if sid not in references]
+    read = dict(zip(unread, client.map(lambda sid: _machine_references(client, sid), unread)))
+    return [ref for sid in windows for ref in (references[sid] if sid in references else read[sid])]
 
 
 def query_software(client, software_ids=None, vendor=None, name=None, odata_filter=None, machine_references=False,
@@ -107,7 +137,7 @@ def query_software(client, software_ids=None, vendor=None, name=None, odata_filt
                                                   clean_ids(software_ids, 'software_ids'), 'software', ignore_unknown)
         software = [normalize_software(answer) for answer in answers if answer is not None]
     else:
-        software = [normalize_software(raw) for raw in list_inventory(client, inventory_filter(vendor, name, odata_filter))]
+        software = [normalize_software(raw) for raw in list_inventory(client, vendor, name, odata_filter)]
     if machine_references:
         references = client.map(lambda entry: _machine_references(client, entry['id']), software)
         for entry, refs in zip(software, references):

@@ -30,19 +30,25 @@ options:
     elements: str
   vendor:
     description:
-      - Only software of this vendor, for example V(microsoft) (an exact, case-sensitive match).
+      - Only software of this vendor, for example V(microsoft) (an exact match, ignoring case).
+      - Sent to Defender in the C($filter), and checked again on each software it returns, so the
+        answer is the same from a server that ignores the filter.
       - Ignored with O(software_ids).
     type: str
   name:
     description:
-      - Only software of this name, for example V(windows_11) (Defender's names are lowercase,
-        with underscores for spaces).
+      - Only software of this name, for example V(windows_11) (an exact match, ignoring case;
+        Defender's names are lowercase, with underscores for spaces).
+      - Sent to Defender and checked again on each software it returns, as O(vendor) is.
       - Ignored with O(software_ids).
     type: str
   filter:
     description:
       - An OData C($filter) expression on C(id), C(name) or C(vendor), combined with O(vendor) and
         O(name) by C(and), for example V(startswith(name,'windows'\)).
+      - Passed to Defender as given. The module cannot evaluate it on what comes back, so its
+        result is what Defender makes of the expression; prefer O(vendor) and O(name), which are
+        checked.
       - Ignored with O(software_ids).
     type: str
   machine_references:

@@ -210,8 +210,10 @@ def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_
         software = query_software(client, software_ids=software_ids, machine_references=True, details=False)['software']
     # Every Windows device, whatever the hosts: a host that no machine reference names has none of
     # the software (or is unknown to Defender), and a name is matched against every device that
-    # may have it, so that two devices with one name are an error, not a pick.
-    devices = windows_devices(client)
+    # may have it, so that two devices with one name are an error, not a pick. The references just
+    # read go along: a queried software that is a Windows is not read again.
+    read = dict((entry['id'], entry['machine_references']) for entry in software)
+    devices = windows_devices(client, read)
     return dict(build_plan(strategy, hosts, missing, software, min_cve_addressed, include_kbs, exclude_kbs, devices),
                 source=strategy, data_time=started, data_time_basis='asked')
 

@@ -605,6 +605,32 @@ def test_revocation(emu, http):
     assert api(http, emu, "/api/Software", headers=old).status_code == 200
 
 
+def test_ignore_filter(emu, http):
+    def listed(path):
+        response = api(http, emu, path)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["value"]]
+
+    software, machines = listed("/api/Software"), listed("/api/machines")
+    windows = "/api/Software?$filter=" + urllib.parse.quote("vendor eq 'microsoft' and startswith(name,'windows')")
+    nothing = "/api/machines?$filter=" + urllib.parse.quote("computerDnsName eq 'no-such-device'")
+    assert len(listed(windows)) == 4
+    emu.configure(ignore_filter=["software"])
+    assert listed(windows) == software  # as if no filter was given
+    assert listed(windows + "&$top=3&$skip=2") == software[2:5]  # $top and $skip still apply
+    assert listed("/api/Software?$filter=" + urllib.parse.quote("not a filter")) == software  # not even parsed
+    assert_api_error(api(http, emu, nothing), 404, "ResourceNotFound")  # the machines' filter still applies
+    emu.configure(ignore_filter=["machines"])
+    assert listed(nothing) == machines and len(listed(windows)) == 4
+    assert emu.stats()["faults_injected"]["ignore_filter"] == 4  # the requests with a $filter it ignored
+    assert emu.configure(ignore_filter=["machines", "software", "machines"])["ignore_filter"] == ["machines", "software"]
+    for bad in ("software", ["alerts"], [None]):
+        with pytest.raises(ValueError, match="ignore_filter must be a list of software, machines"):
+            emu.configure(ignore_filter=bad)
+    emu.reset()
+    assert emu.faults()["ignore_filter"] == [] and len(listed(windows)) == 4
+
+
 # -- admin endpoints and stats ---------------------------------------------------------------------------
 
 
@@ -657,7 +683,7 @@ def test_cli(tmp_path):
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
     command = [sys.executable, "-m", "mde_emulator", "--state-dir", state, "--config", str(config),
                "--fail-next", json.dumps([{"path_regex": "getmissingkbs", "status": 503}]),
-               "--error-statuses-5xx", "503", "--latency-ms", "1"]
+               "--error-statuses-5xx", "503", "--latency-ms", "1", "--ignore-filter", "software,machines"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True) as process:
         try:
             line = process.stdout.readline()
@@ -674,7 +700,8 @@ def test_cli(tmp_path):
                 assert len(page["value"]) == 2 and "@odata.nextLink" in page
                 assert session.get(info["url"] + f"/api/Software/{WIN10}/getmissingkbs",
                                    headers=headers).status_code == 503
-                assert session.get(info["url"] + "/_emulator/config").json()["error_statuses_5xx"] == [503]
+                config = session.get(info["url"] + "/_emulator/config").json()
+                assert config["error_statuses_5xx"] == [503] and config["ignore_filter"] == ["machines", "software"]
         finally:
             process.send_signal(signal.SIGTERM)
             rest, stderr = process.communicate(timeout=10)

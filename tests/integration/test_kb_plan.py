@@ -47,8 +47,10 @@ def test_software_strategy_with_one_token_and_calls_per_software(ansible, emulat
         assert set(entry['kbs']) == expected
     stats = emulator.stats()
     assert stats['token_requests'] == 1
+    # the Windows products' devices (for brand-new-host), but Windows 11's, already read, once
+    windows = [i for i, s in software.items() if s['vendor'] == 'microsoft' and s['name'].startswith('windows')]
     assert stats['api_by_route']['software_missing_kbs'] == stats['api_by_route']['software_machine_references'] - len(
-        [i for i, s in software.items() if s['vendor'] == 'microsoft' and s['name'].startswith('windows')]) == len(SOFTWARE)
+        set(windows) - set(SOFTWARE)) == len(SOFTWARE)
     assert run.result['first']['reused'] is False and len(plan['key']) == 64
 
 

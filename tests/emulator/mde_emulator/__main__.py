@@ -31,6 +31,10 @@ def _int_list(text):
         raise argparse.ArgumentTypeError("expected comma-separated integers, e.g. 500,503") from None
 
 
+def _name_list(text):
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def build_parser():
     """The argparse parser: emulator options plus one flag per fault key."""
     parser = argparse.ArgumentParser(prog="python -m mde_emulator", description=__doc__,
@@ -63,6 +67,9 @@ def build_parser():
                                 "retry_after?, body?, target?}")
         elif key == "error_statuses_5xx":
             faults.add_argument(flag, type=_int_list, default=None, help="comma-separated, default 500,502,503,504")
+        elif key == "ignore_filter":
+            faults.add_argument(flag, type=_name_list, default=None, help="comma-separated listings whose $filter "
+                                "is ignored: software, machines")
         elif key == "nextlink_base":
             faults.add_argument(flag, default=None, help="scheme://host[:port] used in @odata.nextLink")
         else:

@@ -224,11 +224,11 @@ class Defender:
             body["value"] = items[offset:offset + page_size] if page_size else items[offset:]
         return body
 
-    def _odata_list(self, items, fields, type_name, query, if_none=None):  # pylint: disable=too-many-arguments
-        """$filter, then $skip and $top. ``if_none``: the ApiError to raise when the filter (or the
-        dataset) leaves nothing, before $skip and $top."""
+    def _odata_list(self, items, fields, type_name, query, listing, if_none=None):  # pylint: disable=too-many-arguments
+        """$filter (unless the ignore_filter fault names ``listing``), then $skip and $top. ``if_none``:
+        the ApiError to raise when the filter (or the dataset) leaves nothing, before $skip and $top."""
         options = self._options(query)
-        if "$filter" in options:
+        if "$filter" in options and not self.traffic.ignores_filter(listing):
             try:
                 predicate = compile_filter(options["$filter"], fields, type_name)
             except FilterError as exc:
@@ -256,7 +256,8 @@ class Defender:
     # -- routes ------------------------------------------------------------------------------
 
     def _software_list(self, request):
-        items = self._odata_list(self.data.software_list(), SOFTWARE_FILTER_FIELDS, "Software", request.query)
+        items = self._odata_list(self.data.software_list(), SOFTWARE_FILTER_FIELDS, "Software", request.query,
+                                 "software")
         return self._page("software_list", items, "Software", request)
 
     def _software(self, request):
@@ -275,7 +276,7 @@ class Defender:
     def _machine_list(self, request):
         # get-machines.md: "If there are no recent machines, you see 404 Not Found": a filter that selects no
         # device is a 404, not an empty collection. ($skip past the end of a non-empty match stays a 200 [].)
-        items = self._odata_list(self.data.machine_list(), MACHINE_FILTER_FIELDS, "Machine", request.query,
+        items = self._odata_list(self.data.machine_list(), MACHINE_FILTER_FIELDS, "Machine", request.query, "machines",
                                  if_none=ApiError(404, "ResourceNotFound", NO_MACHINES_MESSAGE))
         # "Maximum page size is 10,000": a fleet larger than that comes in pages even without page_size.
         return self._page("machine_list", items, "Machines", request, MAX_TOP if len(items) > MAX_TOP else 0)

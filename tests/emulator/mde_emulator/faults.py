@@ -47,6 +47,9 @@ DEFAULT_FAULTS = {
     "export_empty_files": 0,
     # The next N file downloads send the headers and half the body, then close the connection.
     "file_truncate_next": 0,
+    # The listings ("software": GET /api/Software, "machines": GET /api/machines) that answer as if
+    # no $filter was given, as a server that ignores (or does not support) the filter would.
+    "ignore_filter": [],
 }
 FAULT_KEYS = tuple(DEFAULT_FAULTS)
 WINDOW_S = 60.0
@@ -55,6 +58,7 @@ ROUTE_LIMITS = {route: ("export_json_rate_limit_per_minute", "export_json_rate_l
                 for route in EXPORT_JSON_ROUTES}
 ROUTE_LIMITS[EXPORT_FILES_ROUTE] = ("export_files_rate_limit_per_minute", "export_files_rate_limit_per_hour")
 REQUEST_LOG_SIZE = 20000
+FILTERED_LISTINGS = ("software", "machines")
 
 
 def _number(key, value, minimum=0.0, maximum=None, integer=False):
@@ -123,6 +127,10 @@ def normalize_faults(values):
             if not isinstance(value, (list, tuple)):
                 raise ValueError("fail_next must be a list")
             clean[key] = [_fail_entry(e) for e in value]
+        elif key == "ignore_filter":
+            if not isinstance(value, (list, tuple)) or not all(v in FILTERED_LISTINGS for v in value):
+                raise ValueError(f"ignore_filter must be a list of {', '.join(FILTERED_LISTINGS)}, got {value!r}")
+            clean[key] = sorted(set(value))
         elif key == "nextlink_base":
             if value is not None and not (isinstance(value, str) and re.match(r"^https?://[^/]+/?$", value)):
                 raise ValueError(f"nextlink_base must be like https://host:port, got {value!r}")
@@ -338,6 +346,14 @@ class Traffic:  # pylint: disable=too-many-instance-attributes
                 self._count("faults_injected", "error_rate_5xx")
                 return plan
             return plan
+
+    def ignores_filter(self, listing):
+        """Whether the ``$filter`` of a request to this listing ("software", "machines") is to be ignored."""
+        with self._lock:
+            if listing not in self._faults["ignore_filter"]:
+                return False
+            self._count("faults_injected", "ignore_filter")
+            return True
 
     def take_malformed(self):
         """Whether this (successful) response must be truncated."""

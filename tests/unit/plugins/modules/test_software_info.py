@@ -59,24 +59,39 @@ def software_api(defender_api):
     return defender_api
 
 
-@pytest.mark.parametrize('patch_ansible_module', [args(vendor='microsoft', name="o'neil", filter="startswith(name,'e')")],
+@pytest.mark.parametrize('patch_ansible_module', [args(vendor='Microsoft', name="O'Neil", filter="startswith(name,'o')")],
                          indirect=True)
 @pytest.mark.usefixtures('patch_ansible_module')
 def test_the_inventory_is_filtered_and_each_software_listed_once(software_api, run_module):
+    oneil = dict(entity(EDGE), id="microsoft-_-o'neil", name="o'neil")
+    # the table answers by path: a server that ignores $filter, and repeats an ID
+    software_api.routes['Software'] = [entity(EDGE), oneil, entity(WINDOWS, 0), oneil]
     rc, result, dummy = run_module(software_info.main)
 
     assert rc == 0 and result['changed'] is False and 'failed' not in result
     assert set(result) - {'changed', 'invocation'} == set(RETURN)
     assert len(software_api.requests) == 1 and software_api.paths() == ['Software']
     query = software_api.query(software_api.requests[0])
-    assert "$filter=vendor eq 'microsoft' and name eq 'o''neil' and (startswith(name,'e'))" in query
+    assert "$filter=vendor eq 'Microsoft' and name eq 'O''Neil' and (startswith(name,'o'))" in query
     assert '$top=10000' in query
-    assert [entry['id'] for entry in result['software']] == [EDGE, WINDOWS]
-    assert result['software'][0] == {'id': EDGE, 'name': 'edge', 'vendor': 'microsoft', 'weaknesses': 3,
+    # vendor and name are checked on what came back (ignoring case, as Defender compares); the
+    # user's own OData filter is left to the server
+    assert [entry['id'] for entry in result['software']] == ["microsoft-_-o'neil"]
+    assert result['software'][0] == {'id': "microsoft-_-o'neil", 'name': "o'neil", 'vendor': 'microsoft', 'weaknesses': 3,
                                      'public_exploit': True, 'active_alert': False, 'exposed_machines': 7,
                                      'impact_score': 1.5}
-    assert set(result['software'][1]) == SOFTWARE_KEYS
+    assert set(result['software'][0]) == SOFTWARE_KEYS
     assert result['not_found'] == []
+
+
+@pytest.mark.parametrize('patch_ansible_module', [args(filter="startswith(name,'e')")], indirect=True)
+@pytest.mark.usefixtures('patch_ansible_module')
+def test_a_users_own_filter_alone_is_passed_as_given(software_api, run_module):
+    rc, result, dummy = run_module(software_info.main)
+
+    assert rc == 0
+    assert "$filter=(startswith(name,'e'))" in software_api.query(software_api.requests[0])
+    assert [entry['id'] for entry in result['software']] == [EDGE, WINDOWS]  # what the server sent, once each
 
 
 @pytest.mark.parametrize('patch_ansible_module', [args(software_ids=[WINDOWS, EDGE], vendor='contoso',

@@ -328,16 +328,17 @@ class Calls:
             return {'software': [{'id': 'win', 'weaknesses': 3}, {'id': 'calc', 'weaknesses': 0}], 'not_found': []}
         return {'software': SOFTWARE, 'not_found': []}
 
-    def windows(self, client):
-        self.made.append(('windows',))
+    def windows(self, client, references=None):
+        self.made.append(('windows', references))
         return self.windows_refs
 
 
 def test_ask_defender_software_strategy_asks_per_software_and_matches_names_among_windows_devices(monkeypatch):
     calls = Calls(monkeypatch, windows=[{'id': C, 'computer_dns_name': 'file01.contoso.local'}])
     plan = ask_defender(None, 'software', {'web': 'web01', 'file': 'file01', 'new': 'new01'}, software_ids=['win', 'net'])
+    # the machine references just read go along, not to be read again should a queried software be a Windows
     assert calls.made == [('missing', ['win', 'net'], False), ('software', ['win', 'net'], None, None, True, False),
-                          ('windows',)]
+                          ('windows', {'win': SOFTWARE[0]['machine_references'], 'net': SOFTWARE[1]['machine_references']})]
     assert plan['hosts']['web']['kbs'] == ['KB1', 'KB2']
     assert plan['hosts']['file']['in_defender'] and plan['hosts']['file']['kbs'] == []
     assert not plan['hosts']['new']['in_defender']
