@@ -16,10 +16,11 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.defender.tvm.plugins.module_utils._options import OptionAdapter
+from ansible_collections.defender.tvm.plugins.module_utils._options import VARIABLE_PREFIX, OptionAdapter
 from ansible_collections.defender.tvm.plugins.module_utils._options import argument_spec as shared_argument_spec
 from ansible_collections.defender.tvm.plugins.plugin_utils import _kb_patching as kb_patching
 from ansible_collections.defender.tvm.plugins.plugin_utils._defender_plugin import defender_client, option_variables
+from ansible_collections.defender.tvm.plugins.plugin_utils._inventory import pattern_hosts
 
 display = Display()
 
@@ -36,6 +37,7 @@ PLAN_OPTIONS = dict(
     include_kbs=dict(type='list', elements='str', default=[]),
     exclude_kbs=dict(type='list', elements='str', default=[]),
     hosts=dict(type='list', elements='str'),
+    host_pattern=dict(type='str'),
     device_names=dict(type='dict'),
     previous=dict(type='dict'),
 )
@@ -56,6 +58,8 @@ class ActionModule(ActionBase):
         if args['strategy'] == 'software' and not (args['discover'] or args['software_ids']):
             raise AnsibleActionFail('The software strategy needs software_ids or discover: true '
                                     '(software IDs look like microsoft-_-windows_11).')
+        if args['host_pattern'] is not None:
+            args['hosts'] = self._pattern_hosts(args['host_pattern'], task_vars)
         hosts = self._device_names(args, task_vars)
         discover = dict(vendor=args['discover_vendor'], name=args['discover_name']) if args['discover'] else None
         query = dict(strategy=args['strategy'], hosts=hosts, software_ids=None if discover else args['software_ids'],
@@ -67,7 +71,7 @@ class ActionModule(ActionBase):
             result.update(changed=False, plan=previous, reused=True)
             return result
 
-        adapter = OptionAdapter.from_action(args, option_variables(self._templar, task_vars))
+        adapter = OptionAdapter.from_action(args, self._connection_variables(args, task_vars))
         with defender_client(adapter, display.warning, 'defender.tvm.kb_plan') as client:
             try:
                 plan = kb_patching.ask_defender(client, **query)
@@ -76,6 +80,30 @@ class ActionModule(ActionBase):
         plan['key'] = key
         result.update(changed=False, plan=plan, reused=False)
         return result
+
+    def _pattern_hosts(self, pattern, task_vars):
+        """The hosts of ``pattern`` within --limit; none is an error: a gate over no host would pass."""
+        limit = task_vars.get('ansible_limit')
+        hosts = pattern_hosts(self._loader, task_vars.get('groups') or {}, pattern, limit)
+        if not hosts:
+            raise AnsibleActionFail(
+                'The host pattern %s matches no host in the inventory%s: a report or a gate over no host would pass. '
+                'Give an inventory (-i) or another pattern (kb_patching_hosts).'
+                % (pattern, ' within --limit %s' % limit if limit else ''))
+        return hosts
+
+    def _connection_variables(self, args, task_vars):
+        """The ansible_mde_* variables: the task's own; with a host pattern (a play on the controller),
+        those it lacks from the first host planned for, where a play on the hosts would have read
+        them (for example from the windows group's variables)."""
+        variables = option_variables(self._templar, task_vars)
+        hostvars = task_vars.get('hostvars') or {}
+        if args['host_pattern'] is not None and args['hosts'] and args['hosts'][0] in hostvars:
+            first = hostvars[args['hosts'][0]]
+            for name in first:
+                if name.startswith(VARIABLE_PREFIX) and name not in variables:
+                    variables[name] = first[name]  # templated as hostvars gives it
+        return variables
 
     @staticmethod
     def _device_names(args, task_vars):

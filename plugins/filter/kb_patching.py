@@ -44,10 +44,11 @@ def kb_patching_outcomes(kbs, mode, search=None, install=None, verify=None):
     return kb_patching.host_outcomes(kbs, mode, search, install, verify)
 
 
-def kb_patching_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None, hostvars=None, hosts=None):
+def kb_patching_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None, hostvars=None, hosts=None,
+                       check_mode=False):
     if hostvars is not None and not outcomes and mode != 'report':
         outcomes = kb_patching.outcomes_of(hostvars, hosts or [])
-    return kb_patching.build_report(plan, outcomes or {}, mode, generated, filters, failed_hosts)
+    return kb_patching.build_report(plan, outcomes or {}, mode, generated, filters, failed_hosts, check_mode)
 
 
 def kb_patching_gate_message(report, host=None, limit=20):

@@ -105,8 +105,8 @@ def _machine_query(client, requested, machine):
 
 
 def _aggregate(results, owner_key, owner_field, count_owners):
-    """Each KB once across all queried IDs, with the IDs that reported it."""
-    merged = {}
+    """Each KB once across all queried IDs, with the IDs that reported it (each once, in order)."""
+    merged, owners = {}, {}
     for entry in results:
         for kb in entry['missing_kbs']:
             current = merged.get(kb['id'])
@@ -114,13 +114,17 @@ def _aggregate(results, owner_key, owner_field, count_owners):
                 current = dict(kb, products_names=list(kb['products_names']))
                 current[owner_key] = []
                 merged[kb['id']] = current
+                owners[kb['id']] = set()
             else:
                 current['cve_addressed'] = max(current['cve_addressed'], kb['cve_addressed'])
                 current['machine_missed_on'] = max(current['machine_missed_on'], kb['machine_missed_on'])
                 current['name'] = current['name'] or kb['name']
                 current['url'] = current['url'] or kb['url']
+                # a KB's products are a handful: a list scan stays cheap
                 current['products_names'].extend(p for p in kb['products_names'] if p not in current['products_names'])
-            if entry[owner_field] not in current[owner_key]:
+            # a KB's owners can be every device queried: a set, not a scan of the list per device
+            if entry[owner_field] not in owners[kb['id']]:
+                owners[kb['id']].add(entry[owner_field])
                 current[owner_key].append(entry[owner_field])
     kbs = list(merged.values())
     if count_owners:

@@ -93,6 +93,15 @@ options:
       - The inventory hosts to plan for. Defaults to every host of the play (C(ansible_play_hosts_all)).
     type: list
     elements: str
+  host_pattern:
+    description:
+      - Plan for the hosts of this host pattern within the run's C(--limit) (as a play on it would
+        run on them; see P(defender.tvm.pattern_hosts#lookup)) instead of O(hosts), so that a play on
+        the controller can plan for a fleet with no task per host. A pattern that matches no host
+        fails the task, since a gate over no host would pass.
+      - The C(ansible_mde_*) variables the task does not have are then taken from the first of
+        those hosts, where a play on the hosts would have read them.
+    type: str
   device_names:
     description:
       - Inventory hostname to the name Defender knows the host by (an FQDN or a short name, compared

@@ -19,7 +19,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_list
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import utc_now
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceIndex, is_device_id
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceIndex, SharedNameError, is_device_id
 from ansible_collections.defender.tvm.plugins.module_utils._export import kbs_across, read_export
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import accept_pattern, kb_number, kb_rank, query_missing_kbs
 from ansible_collections.defender.tvm.plugins.module_utils._software import query_software, windows_devices
@@ -174,7 +174,18 @@ def plan_key(strategy, hosts, software_ids=None, discover=None, min_cve_addresse
 
 def ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None,
                  exclude_kbs=None, export_source='json'):
-    """Ask Defender what ``build_plan`` needs, on one client (one token), and build the plan.
+    """Ask Defender what ``build_plan`` needs, on one client (one token), and build the plan (see
+    ``_ask_defender``). A name several devices answer to says how a role user names the device."""
+    try:
+        return _ask_defender(client, strategy, hosts, software_ids, discover, min_cve_addressed, include_kbs,
+                             exclude_kbs, export_source)
+    except SharedNameError as exc:
+        raise SharedNameError(exc.conflicts, ROLE_ID_HINT)
+
+
+def _ask_defender(client, strategy, hosts, software_ids=None, discover=None, min_cve_addressed=0, include_kbs=None,
+                  exclude_kbs=None, export_source='json'):
+    """The plan, from what Defender answers.
 
     ``discover`` (a dict with ``vendor`` and ``name``, both optional) takes every software with
     known weaknesses from the inventory instead of ``software_ids``. In the ``software``
@@ -312,8 +323,10 @@ def host_outcomes(kbs, mode, search=None, install=None, verify=None):
 
 
 def _unusable(result):
-    return not isinstance(result, dict) or result.get('unreachable') or (
-        result.get('failed') and 'updates' not in result)
+    """A search that says nothing of the host's updates: none, an unreachable host, or a failed
+    search (win_updates lists its updates, empty, even then; the role's searches keep their
+    ``failed`` with ``ignore_errors``)."""
+    return not isinstance(result, dict) or bool(result.get('unreachable')) or bool(result.get('failed'))
 
 
 def _all_failed(kbs, result, reason):
@@ -334,8 +347,12 @@ def outcomes_of(hostvars, hosts):
     return found
 
 
-def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None):
+def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=None, check_mode=False):
     """The report dict of CONTRACT.md from the plan and each processed host's outcomes.
+
+    ``check_mode``: a dry run (``--check``) of ``install``: each host was searched, nothing was
+    installed, and ``missing`` is what would be installed; the gate then fails only a host whose
+    search failed.
 
     ``outcomes`` maps hosts to ``host_outcomes`` results; ``failed_hosts`` lists hosts that
     failed or became unreachable before they had outcomes: their planned KBs count as failed.
@@ -372,7 +389,7 @@ def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=Non
         'not_in_defender': statuses.count('not_in_defender'), 'kbs': len(kbs),
         'outcomes': dict((o, sum(1 for h in hosts.values() for v in h['kbs'].values() if v == o)) for o in OUTCOMES),
     }
-    return {'mode': mode, 'strategy': plan['strategy'], 'generated': generated,
+    return {'mode': mode, 'check_mode': bool(check_mode), 'strategy': plan['strategy'], 'generated': generated,
             'source': plan.get('source', plan['strategy']), 'data_time': plan.get('data_time'),
             'data_time_basis': plan.get('data_time_basis') if plan.get('data_time') else None,
             'strategy_note': STRATEGY_NOTES[plan['strategy']],
@@ -380,26 +397,39 @@ def build_report(plan, outcomes, mode, generated, filters=None, failed_hosts=Non
             'summary': summary, 'hosts': hosts, 'kbs': kbs}
 
 
-def _host_problems(entry):
-    """``KB5034122: missing, KB5034441: failed`` for the KBs that make a host non-compliant."""
-    return ', '.join('%s: %s' % (kb, outcome) for kb, outcome in sorted(entry['kbs'].items()) if outcome in NONCOMPLIANT)
+def _fails_gate(entry, check_mode):
+    """Whether a host of the report fails the gate: it is not compliant, or in a dry run of
+    ``install`` (``check_mode``), where missing KBs are what would be installed, a KB failed."""
+    if check_mode:
+        return 'failed' in entry['kbs'].values()
+    return entry['status'] == 'noncompliant'
+
+
+def _host_problems(entry, check_mode):
+    """``KB5034122: missing, KB5034441: failed`` for the KBs that make a host fail the gate."""
+    failing = ('failed',) if check_mode else NONCOMPLIANT
+    return ', '.join('%s: %s' % (kb, outcome) for kb, outcome in sorted(entry['kbs'].items()) if outcome in failing)
 
 
 def gate_message(report, host=None, limit=20):
     """Why the gate fails: for one host, or for the whole report (the first ``limit`` hosts by name).
 
-    Empty when the host (or every host) is compliant or unknown to Defender.
+    Empty when the host (or every host) passes: compliant or unknown to Defender, or in a dry run
+    (``check_mode``) a host whose KBs would be installed.
     """
-    context = '%s mode, %s strategy' % (report['mode'], report['strategy'])
+    check_mode = report.get('check_mode', False)
+    context = '%s mode%s, %s strategy' % (report['mode'], ' (dry run)' if check_mode else '', report['strategy'])
+    verdict = 'could not be searched' if check_mode else 'is not compliant'
     if host is not None:
         entry = report['hosts'].get(host)
-        if not entry or entry['status'] != 'noncompliant':
+        if not entry or not _fails_gate(entry, check_mode):
             return ''
-        return '%s is not compliant (%s): %s' % (host, context, _host_problems(entry))
-    failing = sorted(h for h, entry in report['hosts'].items() if entry['status'] == 'noncompliant')
+        return '%s %s (%s): %s' % (host, verdict, context, _host_problems(entry, check_mode))
+    failing = sorted(h for h, entry in report['hosts'].items() if _fails_gate(entry, check_mode))
     if not failing:
         return ''
-    shown = ['%s (%s)' % (h, _host_problems(report['hosts'][h])) for h in failing[:limit]]
+    shown = ['%s (%s)' % (h, _host_problems(report['hosts'][h], check_mode)) for h in failing[:limit]]
     more = len(failing) - len(shown)
-    return '%d of %d hosts are not compliant (%s): %s%s' % (
-        len(failing), report['summary']['hosts'], context, '; '.join(shown), ' and %d more' % more if more else '')
+    return '%d of %d hosts %s (%s): %s%s' % (
+        len(failing), report['summary']['hosts'], 'could not be searched' if check_mode else 'are not compliant',
+        context, '; '.join(shown), ' and %d more' % more if more else '')

@@ -149,7 +149,10 @@ def _share(part, whole):
 def _meta(report):
     """(key, label, value) of what the report is: mode, strategy, and, when the report has them,
     Defender's data source and the time its data was generated or read; then when it was written."""
-    items = [('mode', 'Mode', report.get('mode')), ('strategy', 'Strategy', report.get('strategy'))]
+    mode = report.get('mode')
+    if report.get('check_mode'):
+        mode = '%s, dry run (--check): nothing was installed; "missing" would be installed' % mode
+    items = [('mode', 'Mode', mode), ('strategy', 'Strategy', report.get('strategy'))]
     if report.get('source'):
         items.append(('source', 'Source', report['source']))
     if report.get('data_time'):

@@ -192,12 +192,14 @@ class Ansible:
 
 
 def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None, simulation=False, group='windows',
-                            tag='run', verbosity=0, pwd=True):
+                            tag='run', verbosity=0, pwd=True, args=(), check=False):
     """``ansible-playbook defender.tvm.<playbook>`` on an inventory of ``hosts`` (name -> vars) in
     ``group``, with its reports in <tag>-reports (``PlaybookRun.report``, ``read()``); a ``playbook``
     ending in ``.yml`` is a test playbook of tests/integration/playbooks instead. ``simulation``: the
-    simulated ansible.windows (SIMULATION) shadows the real one."""
+    simulated ansible.windows (SIMULATION) shadows the real one. ``args`` (such as ``-l``) and ``check``
+    (``--check``) as for ``Ansible.playbook``."""
     target = os.path.join(PLAYBOOKS, playbook) if playbook.endswith('.yml') else 'defender.tvm.%s' % playbook
     return ansible.playbook(target, hosts=hosts, group=group, extra_vars=extra_vars, env=env, verbosity=verbosity,
                             extra_collections=[SIMULATION] if simulation else [], tag=tag, pwd=pwd,
-                            report_dir=str(ansible.tmp_path / ('%s-reports' % tag)), timeout=COLLECTION_TIMEOUT)
+                            report_dir=str(ansible.tmp_path / ('%s-reports' % tag)), timeout=COLLECTION_TIMEOUT,
+                            args=args, check=check)

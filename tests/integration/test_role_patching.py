@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 import pytest
 
 from ansible_collections.defender.tvm.tests.integration.harness import run_collection_playbook
@@ -167,3 +169,56 @@ def test_check_mode_with_the_software_strategy_lets_windows_update_decide(ansibl
         assert set(v for k, v in outcomes.items() if k not in own) <= {'not_offered'}
     assert any(set(run.report['hosts'][n]['kbs']) - set(kb_names(m)) for n, m in found), 'software lists over-report'
     assert_real_arguments(state_dir, hosts)
+
+
+def test_check_is_a_dry_run_of_every_batch(ansible, emulator, tmp_path):
+    """--check of install: every batch, each host searched, nothing installed, one report of what
+    would be installed, no failure for it; a host that cannot be searched still fails."""
+    state_dir = str(tmp_path / 'agents')
+    found = sorted(devices(emulator, 4).items())
+    hosts = dict((name, host_vars(state_dir, m)) for name, m in found)
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, check=True, extra_vars={
+        'kb_patching_strategy': 'device', 'kb_patching_serial': 1})
+    assert run.rc == 0, run
+    report = run.report
+    assert report['mode'] == 'install' and report['check_mode'] is True
+    assert sorted(report['hosts']) == sorted(hosts)  # every batch ran and the last report has them all
+    for name, machine in found:
+        assert report['hosts'][name]['kbs'] == dict((kb, 'missing') for kb in kb_names(machine))
+        assert [c['args'].get('state') for c in calls(state_dir, name)] == ['searched']  # nothing installed
+    assert 'dry run (--check)' in run.read('kb_patching.md')
+    assert_real_arguments(state_dir, hosts)
+    # a host whose search fails (win_updates refuses an empty category list, as the real module does)
+    # fails the dry run's gate, its KBs failed, not "not offered"; the others do not fail
+    broken = found[1][0]
+    hosts[broken] = dict(hosts[broken], kb_patching_category_names=[])
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, check=True, tag='broken', extra_vars={
+        'kb_patching_strategy': 'device', 'kb_patching_serial': '100%', 'kb_patching_max_fail_percentage': 100})
+    assert run.rc != 0 and '%s could not be searched (install mode (dry run)' % broken in run.output, run
+    assert set(run.report['hosts'][broken]['kbs'].values()) == {'failed'}
+    assert "Cannot bind argument to parameter 'Category'" in run.report['hosts'][broken]['errors'][kb_names(found[1][1])[0]]
+    assert set(run.report['hosts'][found[0][0]]['kbs'].values()) == {'missing'}
+    assert len(re.findall(r'^fatal: .*could not be searched', run.output, re.M)) == 1, run
+
+
+def test_a_patch_run_with_no_host_to_patch_fails(ansible, emulator, tmp_path):
+    state_dir = str(tmp_path / 'agents')
+    found = sorted(devices(emulator, 2).items())
+    hosts = dict((name, host_vars(state_dir, m)) for name, m in found)
+    # as with the inventory plugin's groups: the hosts are in a KB group, not in windows
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, group='missing_kb5034122',
+                                  args=['-l', 'missing_kb5034122'])
+    assert run.rc != 0, run
+    assert ('the host pattern windows matches no host in the inventory within --limit missing_kb5034122, so nothing '
+            'would be patched') in run.output
+    assert 'kb_patching_hosts=missing_kb5034122' in run.output and run.report is None
+    # the same without --limit
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, group='missing_kb5034122', tag='nolimit')
+    assert run.rc != 0 and 'the host pattern windows matches no host in the inventory, so' in run.output, run
+    # and with the hosts named by kb_patching_hosts, the same limit patches them
+    run = run_collection_playbook(ansible, 'patch', hosts, simulation=True, group='missing_kb5034122', tag='named',
+                                  args=['-l', 'missing_kb5034122'],
+                                  extra_vars={'kb_patching_hosts': 'missing_kb5034122', 'kb_patching_strategy': 'device'})
+    assert run.rc == 0 and sorted(run.report['hosts']) == sorted(hosts), run
+    for name in hosts:
+        assert 'installed' in [c['args'].get('state') for c in calls(state_dir, name)]

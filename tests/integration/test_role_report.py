@@ -52,12 +52,13 @@ def test_device_strategy_gate_and_reports(ansible, emulator):
         kbs = ', '.join('KB%s: missing' % kb['id'] for kb in sorted(machines[host + '.contoso.local']['missing_kbs'],
                                                                     key=lambda kb: 'KB' + kb['id']))
         assert '%s (%s)' % (host, kbs) in run.output
-    assert run.output.count('FAILED!') == 1 and re.search(r'fatal: \[\S+ -> localhost\]: FAILED!', run.output), run
-    assert len(re.findall(r'^\S+\s+: ok=\d+ .*failed=1 ', run.output, re.M)) == 1, run
+    # the gate fails on the controller's own name, not on a host of the fleet
+    assert run.output.count('FAILED!') == 1 and 'fatal: [localhost]: FAILED!' in run.output, run
+    assert re.findall(r'^(\S+)\s+: ok=\d+ .*failed=(\d+) ', run.output, re.M) == [('localhost', '1')], run
     assert 'UNREACHABLE' not in run.output and 'unreachable=1' not in run.output  # no host was contacted
-    # no task ran per host: every task result names one and the same host (the play's first, run_once)
-    task_hosts = set(re.findall(r'^(?:ok|changed|skipping|fatal): \[([^\]\s]+)', run.output, re.M)) - {'localhost'}
-    assert len(task_hosts) == 1, task_hosts
+    # no task ran per host: every task ran on the controller
+    task_hosts = set(re.findall(r'^(?:ok|changed|skipping|fatal): \[([^\]\s]+)', run.output, re.M))
+    assert task_hosts == {'localhost'}, task_hosts
     suite = ET.fromstring(run.read('kb_patching.junit.xml'))
     assert suite.tag == 'testsuites' and len(suite) == 1  # one <testsuite> inside <testsuites>, counts on both
     assert (suite.get('tests'), suite.get('failures')) == (str(len(hosts)), str(len(noncompliant)))
@@ -291,8 +292,34 @@ def test_credentials_from_ansible_mde_variables_are_passed_on_and_never_logged(a
 
 def test_a_gate_over_no_hosts_fails(ansible, emulator):
     run = run_collection_playbook(ansible, 'compliance', inventory(emulator, 2), extra_vars={'kb_patching_hosts': 'nothing'})
-    assert run.rc != 0 and 'matches no host' in run.output
-    assert emulator.stats()['api_requests'] == 0
+    assert run.rc != 0 and 'The host pattern nothing matches no host in the inventory: a report or a gate' in run.output
+    assert run.report is None
+    # nor within a --limit: the play is not skipped (a play on localhost would be), it fails
+    hosts = inventory(emulator, 2)
+    run = run_collection_playbook(ansible, 'compliance', dict(hosts, elsewhere={}), group='windows', tag='limit',
+                                  args=['-l', 'elsewhere'], extra_vars={'kb_patching_hosts': 'windows:!elsewhere'})
+    assert run.rc != 0 and 'matches no host in the inventory within --limit elsewhere' in run.output, run
+    assert 'no hosts matched' not in run.output
+    assert emulator.stats()['api_requests'] == 0  # refused before any call
+
+
+def test_the_compliance_gate_honours_the_limit(ansible, emulator):
+    hosts = inventory(emulator, 6)
+    machines = machines_by_name(emulator)
+    noncompliant = sorted(h for h in hosts if machines.get(h + '.contoso.local', {}).get('missing_kbs'))
+    limited = noncompliant[:2]
+    run = run_collection_playbook(ansible, 'compliance', hosts, args=['-l', ','.join(limited)])
+    assert run.report is not None, run
+    assert sorted(run.report['hosts']) == limited  # only the hosts within --limit were reported on
+    assert '2 of 2 hosts are not compliant' in run.output and run.rc != 0
+    # under a --limit, the play runs on the limit's hosts (a play on localhost would be skipped);
+    # every task still once, on the controller, and the gate shows on the first of them
+    assert re.search(r'fatal: \[%s -> localhost\]: FAILED!' % re.escape(limited[0]), run.output), run
+    # a --limit that names the controller too keeps the gate on the controller's own name
+    run = run_collection_playbook(ansible, 'compliance', hosts, tag='with-controller',
+                                  args=['-l', 'localhost,' + ','.join(limited)])
+    assert sorted(run.report['hosts']) == limited
+    assert 'fatal: [localhost]: FAILED!' in run.output, run
 
 
 @pytest.mark.parametrize('pwd', [True, False], ids=['PWD set', 'PWD unset'])

@@ -323,3 +323,25 @@ def test_check_mode_plans_as_usual(asked, run_action):
     result = run_action(dict(CREDENTIALS, software_ids=[WINDOWS]), check_mode=True)
     assert result['reused'] is False and 'skipped' not in result
     assert len(asked) == 1
+
+
+def test_a_host_pattern_plans_for_its_hosts_within_the_limit(asked, run_action):
+    groups = {'all': ['ws-01', 'ws-02', 'srv-01'], 'ungrouped': [], 'windows': ['ws-01', 'ws-02', 'srv-01'],
+              'prod': ['srv-01']}
+    task_vars = {'groups': groups, 'ansible_play_hosts_all': ['localhost'],
+                 'hostvars': {'srv-01': {'kb_patching_device_name': 'SRV-01.contoso.local'}}}
+    run_action(dict(CREDENTIALS, strategy='export', host_pattern='windows'), task_vars)
+    assert asked[-1][1]['hosts'] == {'ws-01': 'ws-01', 'ws-02': 'ws-02', 'srv-01': 'SRV-01.contoso.local'}
+    run_action(dict(CREDENTIALS, strategy='export', host_pattern='windows'), dict(task_vars, ansible_limit='prod'))
+    assert list(asked[-1][1]['hosts']) == ['srv-01']
+
+
+@pytest.mark.parametrize('limit,said', [(None, 'windows matches no host in the inventory:'),
+                                        ('prod', 'windows matches no host in the inventory within --limit prod:')])
+def test_a_host_pattern_of_no_host_fails_before_any_call(asked, run_action, limit, said):
+    task_vars = {'groups': {'all': ['srv-01'], 'ungrouped': ['srv-01']}, 'ansible_play_hosts_all': ['localhost']}
+    if limit:
+        task_vars['ansible_limit'] = limit
+    with pytest.raises(AnsibleActionFail, match='The host pattern %s a report or a gate over no host would pass' % said):
+        run_action(dict(CREDENTIALS, strategy='export', host_pattern='windows'), task_vars)
+    assert asked == []

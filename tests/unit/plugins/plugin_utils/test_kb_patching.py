@@ -228,6 +228,15 @@ def test_install_mode_outcomes():
     assert outcome['kbs'] == {'KB1': 'pending_reboot', 'KB4': 'missing'}
 
 
+@pytest.mark.parametrize('mode', ['check', 'install'])
+def test_a_search_that_failed_fails_its_kbs_though_it_lists_updates(mode):
+    # win_updates adds its (empty) update lists to every result, a failed one too
+    broken = result(failed=True, msg='Windows Update service is disabled')
+    outcome = host_outcomes(['KB1', 'KB2'], mode, search=broken, install=None, verify=None)
+    assert outcome['kbs'] == {'KB1': 'failed', 'KB2': 'failed'}
+    assert outcome['errors']['KB1'] == 'the Windows Update search failed: Windows Update service is disabled'
+
+
 def test_an_unreachable_host_fails_its_kbs_with_the_reason():
     outcome = host_outcomes(['KB1'], 'install', search=result(update('1')), install=None,
                             verify={'unreachable': True, 'msg': 'connection refused'})
@@ -249,8 +258,9 @@ def test_report_summarises_statuses_and_outcomes():
     assert report['kbs']['KB1']['hosts'] == {'missing': 0, 'installed': 1, 'failed': 1, 'pending_reboot': 0,
                                              'not_offered': 0}
     assert report['kbs']['KB1']['cve_addressed'] == 50 and 'fleet-wide' in report['strategy_note']
-    assert set(report) == {'mode', 'strategy', 'source', 'data_time', 'data_time_basis', 'generated', 'strategy_note',
-                           'filters', 'summary', 'hosts', 'kbs'}
+    assert set(report) == {'mode', 'check_mode', 'strategy', 'source', 'data_time', 'data_time_basis', 'generated',
+                           'strategy_note', 'filters', 'summary', 'hosts', 'kbs'}
+    assert report['check_mode'] is False
     assert (report['source'], report['data_time'], report['data_time_basis']) == (report['strategy'], None, None)
 
 
@@ -285,6 +295,23 @@ def test_the_gate_message_names_each_failing_host_and_its_kbs():
                                              'db (KB1: failed, KB3: missing) and 1 more')
     passing = build_report(plan, dict((h, outcomes[h]) for h in ('ok', 'new')), 'install', '2026-11-27T15:00:00Z')
     assert gate_message(passing) == ''
+
+
+def test_a_dry_run_gate_fails_only_hosts_that_could_not_be_searched():
+    # --check of install: each host searched, nothing installed; missing is what would be installed
+    plan = build_plan('software', {'web': 'web01', 'db': 'db01'}, SOFTWARE_MISSING, SOFTWARE)
+    outcomes = {'web': {'kbs': {'KB1': 'missing', 'KB2': 'not_offered'}, 'errors': {}},
+                'db': {'kbs': {'KB1': 'failed', 'KB2': 'failed', 'KB3': 'failed'}, 'errors': {}}}
+    report = build_report(plan, outcomes, 'install', '2026-11-27T15:00:00Z', check_mode=True)
+    assert report['check_mode'] is True and report['hosts']['web']['status'] == 'noncompliant'
+    assert gate_message(report, 'web') == ''
+    assert gate_message(report, 'db') == ('db could not be searched (install mode (dry run), software strategy): '
+                                          'KB1: failed, KB2: failed, KB3: failed')
+    assert gate_message(report).startswith('1 of 2 hosts could not be searched (install mode (dry run)')
+    del outcomes['db']
+    assert gate_message(build_report(plan, outcomes, 'install', 'now', check_mode=True)) == ''
+    # the same outcomes in a real run fail the gate
+    assert gate_message(build_report(plan, outcomes, 'install', 'now')).startswith('1 of 1 hosts are not compliant')
 
 
 # -- asking Defender for a plan --------------------------------------------------------------------
