@@ -27,6 +27,15 @@ def emulator(tmp_path_factory):
         yield emu
 
 
+@pytest.fixture(scope='module')
+def today(tmp_path_factory):
+    """An emulator whose snapshot is the start of the current six-hour bucket (the event source's
+    own clock and 14-day bound apply), one per test module: its delta changes stay in that module."""
+    with Emulator(str(tmp_path_factory.mktemp('emulator-now')), seed=1234, extra_software=60, extra_machines=20,
+                  snapshot='now') as emu:
+        yield emu
+
+
 @pytest.fixture
 def ansible(emulator, tmp_path):
     emulator.reset()  # faults back to none, stats cleared, revocations forgotten

@@ -11,6 +11,8 @@ environment of ``mde_emulator.ansible_env.playbook_env`` (collections from the l
 from, temporary files in the test's own directory), its extra variables from a file (never on the
 command line: ``-vvvv`` echoes it, which would show any secret) and a timeout.
 
+ansible-rulebook runs start with ``start_rulebook`` and are waited on with ``wait_for``.
+
 Importing this module puts tests/emulator on ``sys.path`` (for ``mde_emulator``).
 """
 
@@ -21,9 +23,12 @@ __metaclass__ = type
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,6 +45,7 @@ PLAYBOOKS = os.path.join(HERE, 'playbooks')
 SIMULATION = os.path.join(HERE, 'collections')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), 'ansible-inventory')
+ANSIBLE_RULEBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-rulebook')
 
 # A Windows host that must never be contacted: WinRM on a closed loopback port.
 UNREACHABLE_WINDOWS = {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1', 'ansible_port': 1,
@@ -47,6 +53,7 @@ UNREACHABLE_WINDOWS = {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1
 
 TIMEOUT = 600  # seconds for one ansible-playbook run; a collection playbook's gets COLLECTION_TIMEOUT
 COLLECTION_TIMEOUT = 900
+RULEBOOK_DEADLINE = 240  # seconds for what an ansible-rulebook run waits for (a JVM starts; each playbook ~2 s)
 
 
 def collections_path():
@@ -203,3 +210,35 @@ def run_collection_playbook(ansible, playbook, hosts, extra_vars=None, env=None,
                             extra_collections=[SIMULATION] if simulation else [], tag=tag, pwd=pwd,
                             report_dir=str(ansible.tmp_path / ('%s-reports' % tag)), timeout=COLLECTION_TIMEOUT,
                             args=args, check=check)
+
+
+def start_rulebook(emulator, tmp_path, inventory, rulebook, args=(), extra_collections=()):
+    """``ansible-rulebook -i inventory --rulebook rulebook -v args`` in ``tmp_path``, started (a Popen
+    whose stdout holds stderr too), with the secret app's MDE_* variables, the collections of
+    ``Ansible.env`` (``extra_collections`` first), its checkpoints in ``tmp_path``/state
+    (XDG_STATE_HOME) and the venv's commands (ansible-playbook) on PATH."""
+    env = Ansible(emulator, tmp_path).env(emulator.credentials_env('secret'), extra_collections=extra_collections)
+    env.update(PATH=os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', ''),
+               XDG_STATE_HOME=str(tmp_path / 'state'))
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [ANSIBLE_RULEBOOK, '-i', str(inventory), '--rulebook', str(rulebook), '-v'] + list(args),
+        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def wait_for(what, condition, process):
+    """``condition()`` true within RULEBOOK_DEADLINE seconds, while ``process`` runs; else the test fails."""
+    deadline = time.monotonic() + RULEBOOK_DEADLINE
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            pytest.fail('ansible-rulebook ended before %s:\n%s' % (what, process.stdout.read()[-6000:]))
+        time.sleep(0.2)  # polling for the condition, not waiting a fixed time for it
+    pytest.fail('no %s within %d s' % (what, RULEBOOK_DEADLINE))
+
+
+def terminate(process):
+    """Stop a rulebook that runs until stopped (SIGTERM) and return its output."""
+    process.send_signal(signal.SIGTERM)
+    output, dummy = process.communicate(timeout=RULEBOOK_DEADLINE)
+    return output

@@ -18,45 +18,20 @@ import datetime
 import glob
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
-from ansible_collections.defender.tvm.tests.integration.harness import HERE, SIMULATION, Ansible
+from ansible_collections.defender.tvm.tests.integration.harness import (
+    HERE, RULEBOOK_DEADLINE, SIMULATION, start_rulebook, terminate, wait_for)
 from ansible_collections.defender.tvm.tests.integration.win_updates_sim import calls, host_vars
-
-from mde_emulator import Emulator  # on sys.path through harness.py
 
 pytestmark = pytest.mark.once
 
-ANSIBLE_RULEBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-rulebook')
 EDA = os.path.join(HERE, 'eda')
 DELTA = 'software_vulnerability_changes_by_machine'
-DEADLINE = 240  # seconds for what a run waits for (ansible-rulebook starts a JVM; each playbook ~2 s)
-
-
-@pytest.fixture(scope='module')
-def today(tmp_path_factory):
-    """An emulator whose snapshot is the start of the current six-hour bucket."""
-    with Emulator(str(tmp_path_factory.mktemp('emulator-now')), seed=1234, extra_software=60, extra_machines=20,
-                  snapshot='now') as emu:
-        yield emu
-
-
-def wait_for(what, condition, process):
-    """``condition()`` true within DEADLINE seconds, while ``process`` runs; else the test fails."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if process.poll() is not None:
-            pytest.fail('ansible-rulebook ended before %s:\n%s' % (what, process.stdout.read()[-6000:]))
-        time.sleep(0.2)  # polling for the condition, not waiting a fixed time for it
-    pytest.fail('no %s within %d s' % (what, DEADLINE))
 
 
 class Rulebook:
@@ -98,11 +73,8 @@ class Rulebook:
         path = str(self.tmp / ('rulebook-%d.yml' % self.runs))
         with open(path, 'w') as handle:
             yaml.safe_dump(rulebook, handle)
-        env = Ansible(self.emulator, self.tmp).env(self.emulator.credentials_env('secret'))
-        env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [ANSIBLE_RULEBOOK, '-i', self.inventory, '--rulebook', path, '-S', os.path.join(EDA, 'sources'), '-v'],
-            env=env, cwd=str(self.tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        self.process = start_rulebook(self.emulator, self.tmp, self.inventory, path,
+                                      args=['-S', os.path.join(EDA, 'sources')])
         return self
 
     def polls(self):
@@ -118,10 +90,9 @@ class Rulebook:
     def stop(self):
         open(self.stop_file, 'w').close()
         try:
-            output, dummy = self.process.communicate(timeout=DEADLINE)
+            output, dummy = self.process.communicate(timeout=RULEBOOK_DEADLINE)
         except subprocess.TimeoutExpired:
-            self.process.send_signal(signal.SIGTERM)
-            output, dummy = self.process.communicate()
+            output = terminate(self.process)
             pytest.fail('ansible-rulebook did not shut down:\n%s' % output[-6000:])
         assert self.process.returncode == 0, output[-6000:]
         return output
@@ -229,17 +200,13 @@ def test_the_shipped_rulebook_patches_a_device_that_starts_missing_a_kb(today, t
     with open(inventory, 'w') as handle:
         yaml.safe_dump({'all': {'hosts': {host: dict(host_vars(state_dir, machine),
                                                      ansible_python_interpreter=sys.executable)}}}, handle)
-    env = Ansible(emulator, tmp_path).env(emulator.credentials_env('secret'), extra_collections=[SIMULATION])
-    env.update(PATH=os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', ''), XDG_STATE_HOME=str(tmp_path / 'state'))
-    process = subprocess.Popen(  # pylint: disable=consider-using-with
-        [ANSIBLE_RULEBOOK, '-i', inventory, '--rulebook', 'defender.tvm.patch_new_missing_kbs', '-v'],
-        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    process = start_rulebook(emulator, tmp_path, inventory, 'defender.tvm.patch_new_missing_kbs',
+                             extra_collections=[SIMULATION])
     try:
         wait_for('the patch run to verify the device', lambda: [c['args'].get('state') for c in calls(state_dir, host)]
                  == ['searched', 'installed', 'searched'], process)
     finally:
-        process.send_signal(signal.SIGTERM)  # the shipped rulebook runs until stopped: a hard stop
-        output, dummy = process.communicate(timeout=DEADLINE)
+        output = terminate(process)  # the shipped rulebook runs until stopped: a hard stop
     installs = [c['args'] for c in calls(state_dir, host) if c['args'].get('state') == 'installed']
     assert [sorted(i['accept_list']) for i in installs] == [[r'KB5034441(?:\s+KB\d+)*$']], output[-4000:]
     assert os.listdir(str(tmp_path / 'state' / 'defender_tvm')), 'the checkpoint is in the user state directory'

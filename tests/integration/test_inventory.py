@@ -133,6 +133,9 @@ def test_hostnames_fall_back_in_order_and_duplicates_are_kept_apart(ansible, emu
         assert hostvars[name]['mde_device_id'] == group[0]['id']  # the one seen last keeps the name
         for other in group[1:]:
             assert hostvars['%s_%s' % (name, other['id'])]['mde_device_id'] == other['id']
+        # each host names its own device by ID for the role, which a shared name cannot do
+        hosts = [name] + ['%s_%s' % (name, other['id']) for other in group[1:]]
+        assert [hostvars[host]['kb_patching_device_name'] for host in hosts] == [m['id'] for m in group]
         assert re.search(r'\[WARNING\].*%d devices are named %s' % (len(group), re.escape(name)), run.stderr)
     assert len(hostvars) == len(machines(emulator))
     # by last IP address first: every device has one

@@ -82,18 +82,6 @@ def test_device_ids_and_min_cve_addressed_count_each_devices_own_findings(ansibl
         assert sorted(entry['kbs']) == sorted('KB' + kb for kb, count in truth[mid].items() if count >= 2)
 
 
-def test_a_short_name_that_two_devices_have_fails_naming_both(ansible, emulator):
-    machines = machines_by_name(emulator)
-    twins = sorted(name for name in machines if name.split('.')[0] == 'web01')
-    if len(twins) < 2:
-        pytest.fail('the emulator must have two devices named web01 (%s)' % twins)
-    hosts = {'web01': dict(UNREACHABLE_WINDOWS)}
-    run = run_collection_playbook(ansible, 'compliance', hosts, extra_vars={'kb_patching_strategy': 'export'})
-    assert run.rc != 0 and run.report is None
-    for name in twins:
-        assert name in run.output
-
-
 def test_the_export_needs_vulnerability_read_all(ansible, emulator):
     hosts = inventory(emulator, 2)
     run = run_collection_playbook(ansible, 'compliance', hosts, env=ansible.credentials('softwareonly'),
