@@ -5,8 +5,8 @@
 #
 # Set up everything the demo and the tests need, from the package registries only:
 # a virtualenv in .venv with ansible-core, msal, requests and the test tools (ansible-rulebook among
-# them, and the Java runtime it needs), and the offline get-pip stand-in that ansible-test needs for
-# its sanity venvs.
+# them, and the Java runtime it needs; valgrind and a C compiler for the growth check), and the
+# offline get-pip stand-in that ansible-test needs for its sanity venvs.
 # DEFENDER_TVM_VENV picks the venv, PYTHON its interpreter, and DEFENDER_TVM_ANSIBLE_CORE (a pip
 # version spec such as "==2.16.*") makes a test-only venv with that ansible-core.
 # Does nothing when everything is already there: pip runs only when the venv's stamp file
@@ -46,6 +46,17 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v
     apt-get install -y -q shellcheck >/dev/null 2>&1 \
         || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q shellcheck >/dev/null 2>&1; } \
         || echo "note: could not install shellcheck; sanity will skip it"
+fi
+
+# The growth check (tests/growth) counts instructions under valgrind's callgrind, with a marker
+# library it compiles from C (valgrind's headers come with Debian's valgrind package). Install
+# them where we can, as for shellcheck.
+if { ! command -v valgrind >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; } \
+        && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q valgrind gcc >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q valgrind gcc >/dev/null 2>&1; } \
+        || echo "note: could not install valgrind and gcc; the growth check will fail and say why"
 fi
 
 # ansible-rulebook (requirements-test.txt, for the EDA integration test) runs Drools in a JVM that it

@@ -7,7 +7,8 @@
 # supported, Python 3.11) and 2.21 (Python 3.12, where such an interpreter exists): ansible-test
 # sanity, the unit tests and the representative integration tests (the modules marked
 # `representative`, see tests/conftest.py: each plugin type end to end). Then the default
-# ansible-core (2.19 on Python 3.11): sanity, ansible-lint, the docs site, and pytest over the unit
+# ansible-core (2.19 on Python 3.11): sanity, ansible-lint, the docs site, the growth check (no step
+# of the data path grows faster than n log n: tests/growth/README.md), and pytest over the unit
 # tests, the emulator's own tests, all the integration tests (real ansible-playbook runs against the
 # emulator; the soak and the browser test, marked `once`, run only here) and the packaging tests
 # (tarball, execution environment, changelog).
@@ -17,7 +18,7 @@
 # checks beside them measured no faster.)
 #
 # Extra arguments go to the last pytest run, e.g. scripts/test.sh -k lookup.
-# Quicker local loops: SKIP_SANITY=1, SKIP_LINT=1, SKIP_DOCS=1, DEFENDER_TVM_MATRIX="" (no extra versions).
+# Quicker local loops: SKIP_SANITY=1, SKIP_LINT=1, SKIP_DOCS=1, SKIP_GROWTH=1, DEFENDER_TVM_MATRIX="" (no extra versions).
 # DEFENDER_TVM_JOBS: pytest-xdist workers for the matrix versions' integration tests (default: one per
 # CPU; 0: no xdist, one process). The default version's run gets one more: its soak and pacing tests
 # mostly wait (on 2 cores, 3 workers take 2m40 there, 2 take 4m).
@@ -167,6 +168,12 @@ fi
 if [ "${SKIP_DOCS:-0}" != "1" ]; then
     stage "default: docs (antsibull-docs lint-collection-docs --plugin-docs, the site built offline)" \
         env DEFENDER_TVM_VENV="$VENV" "$ROOT/scripts/build-docs.sh"
+fi
+
+if [ "${SKIP_GROWTH:-0}" != "1" ]; then
+    # One pytest run of its own, without xdist: the fixture counts every target in one go.
+    stage "default: growth check (callgrind instruction counts at n and 4n, tests/growth)" \
+        pytest_run "$VENV" tests/growth
 fi
 
 stage "default: pytest unit, emulator, integration and packaging tests (ansible-core $core)" \
