@@ -20,12 +20,15 @@ __metaclass__ = type
 import collections
 import functools
 
+from ansible.parsing.dataloader import DataLoader
+
 from ansible_collections.defender.tvm.plugins.module_utils._client import clean_ids
-from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceNames, name_candidates, only_device
+from ansible_collections.defender.tvm.plugins.module_utils._devices import DeviceIndex, host_names
 from ansible_collections.defender.tvm.plugins.module_utils._export import DeviceFindings, _select, device_filter, kbs_across
 from ansible_collections.defender.tvm.plugins.module_utils._missing_kbs import _aggregate
 from ansible_collections.defender.tvm.plugins.plugin_utils._kb_patching import (
     OUTCOMES, build_plan, build_report, gate_message, outcomes_of)
+from ansible_collections.defender.tvm.plugins.plugin_utils._inventory import pattern_hosts
 from ansible_collections.defender.tvm.plugins.plugin_utils._kb_report import render_html, render_junit, render_markdown
 from ansible_collections.defender.tvm.tests.unit.plugins.filter.report_samples import fleet_report
 
@@ -93,8 +96,32 @@ def _name_pairs(n):
     return [(_fqdn(index), {'id': _device_id(index), 'computerDnsName': _fqdn(index)}) for index in range(n)]
 
 
+def _index_entries(n):
+    """(device ID, DNS name, last seen, item) of ``n`` devices, as DeviceIndex takes them."""
+    return [(device['id'], name, None, device) for name, device in _name_pairs(n)]
+
+
 def _names_and_index(n):
-    return [_name_of(index) for index in range(n)], DeviceNames(_name_pairs(n))
+    return [_name_of(index) for index in range(n)], DeviceIndex(_index_entries(n))
+
+
+def _naming_entries(n):
+    """(names, device ID, last seen, item) of ``n`` devices for host_names, every tenth sharing the
+    name of the one before (a device onboarded again)."""
+    entries = []
+    for index in range(n):
+        name = _fqdn(index - 1 if index % 10 == 9 else index)
+        entries.append(([name, _device_id(index)], _device_id(index), '2024-02-%02dT06:00:00Z' % (1 + index % 28), index))
+    return entries
+
+
+def _inventory_groups(n):
+    """The ``groups`` variable of an inventory of ``n`` hosts in windows and in KB groups."""
+    hosts = ['ws-%06d' % index for index in range(n)]
+    groups = {'all': hosts, 'ungrouped': [], 'windows': hosts}
+    for slot in range(8):
+        groups['missing_kb50341%02d' % slot] = hosts[slot::3]
+    return (groups,)
 
 
 def _records(n, first=0):
@@ -205,12 +232,12 @@ def _fleet(hosts, kbs):
 
 # ------------------------------------------------------------------------- steps of n items
 
-def _each_name_candidates(names, index):
-    return [name_candidates(name, index) for name in names]
+def _resolve_all(names, index):
+    return index.resolve_all(names)
 
 
-def _each_only_device(names, index):
-    return [only_device(name, name_candidates(name, index)) for name in names]
+def _pattern_hosts(groups):
+    return pattern_hosts(DataLoader(), groups, 'windows:&missing_kb5034101', 'all:!ws-000001')
 
 
 def _keep_each(names, devices):
@@ -262,22 +289,21 @@ TARGETS = (
     # _client
     target('clean_ids', lambda n: (_ids(n), 'software_ids'), clean_ids),
     # _devices: name matching
-    target('DeviceNames', lambda n: (_name_pairs(n),), DeviceNames),
-    target('name_candidates', _names_and_index, _each_name_candidates),
-    target('only_device', _names_and_index, _each_only_device),
+    target('DeviceIndex', lambda n: (_index_entries(n),), DeviceIndex),
+    target('DeviceIndex.resolve_all', _names_and_index, _resolve_all),
+    target('host_names', lambda n: (_naming_entries(n),), host_names),
+    # plugin_utils/_inventory: the hosts of a pattern within --limit
+    target('pattern_hosts', _inventory_groups, _pattern_hosts),
     # _export: the export reader
     target('DeviceFindings.add', lambda n: (_records(n),), _added),
     target('DeviceFindings.merge', lambda n: (_added(_records(n)), _added(_records(n, n // 2))), _merge),
     target('DeviceFindings.device', lambda n: (_findings(n),), _each_device),
     target('device_filter', lambda n: (_wanted(n), _name_pairs(n)), _keep_each),
     target('kbs_across', lambda n: (_export_devices(n),), kbs_across),
-    target('read_export _select', lambda n: (_findings(n), _wanted(n)), _select,
-           known_quadratic='plugins/module_utils/_export.py _select, line 355: `device[0] not in keys` scans the list '
-                           'of the devices found so far, once per wanted name'),
+    target('read_export _select', lambda n: (_findings(n), _wanted(n)), _select),
     # _missing_kbs: each KB once across the devices (the device strategy)
-    target('_missing_kbs._aggregate (devices)', lambda n: (_device_answers(n), 'machine_ids', 'machine_id', True), _aggregate,
-           known_quadratic='plugins/module_utils/_missing_kbs.py _aggregate, line 147: `entry[owner_field] not in '
-                           'current[owner_key]` scans the list of the devices (or software) that miss the KB, once per device'),
+    target('_missing_kbs._aggregate (devices)', lambda n: (_device_answers(n), 'machine_ids', 'machine_id', True),
+           _aggregate),
     # _kb_patching: the role's plan, outcomes, report and gate
     target('build_plan (export)', lambda n: ('export', _hosts(n), {'devices': _export_devices(n)}), build_plan),
     target('build_plan (device)', _device_plan_inputs, build_plan),
