@@ -30,8 +30,19 @@ def _wrap(func):
     return run
 
 
+def _plain(value):
+    """``value`` as plain dicts and lists. ansible-core 2.19 hands filters lazy containers that
+    carry the whole template context (every variable, the inventory's groups): the validator's
+    deep copy would copy all of it, minutes at 100,000 hosts."""
+    if isinstance(value, Mapping):
+        return dict((key, _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
 def kb_patching_arguments(values, spec):
-    return kb_patching.role_arguments(values, spec)
+    return kb_patching.role_arguments(_plain(values), _plain(spec))
 
 
 def kb_patching_plan(missing, strategy, hosts, software=None, min_cve_addressed=0, include_kbs=None, exclude_kbs=None,

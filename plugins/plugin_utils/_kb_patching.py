@@ -337,11 +337,15 @@ def _all_failed(kbs, result, reason):
 
 def outcomes_of(hostvars, hosts):
     """Each host's ``kb_patching_outcome`` (set by its check or install steps), read in one pass:
-    hosts without one (not processed yet, or failed before) are left out."""
+    hosts without one (not processed yet, or failed before) are left out. With Ansible's
+    ``hostvars``, each host's variables are read as they are (``raw_get``: no template engine per
+    host; the outcome is a fact, already templated)."""
+    raw_get = getattr(hostvars, 'raw_get', None)
     found = {}
     for host in hosts:
         if host in hostvars:
-            outcome = hostvars[host].get('kb_patching_outcome')
+            variables = raw_get(host) if raw_get is not None else hostvars[host]
+            outcome = variables.get('kb_patching_outcome') if hasattr(variables, 'get') else None
             if outcome is not None:
                 found[host] = outcome
     return found

@@ -2,7 +2,8 @@
 # Copyright (c) defender.tvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Renderers for the kb_patching report dict (roles/kb_patching/CONTRACT.md): JUnit, Markdown, HTML.
+"""Renderers for the kb_patching report dict (roles/kb_patching/CONTRACT.md): JUnit, Markdown, HTML,
+and the report files (``write_reports``).
 
 Pure functions of the report, deterministic for the same input (hosts and KBs sorted). Host and KB
 names come from inventories and the Defender API, so every renderer treats all data as untrusted.
@@ -22,7 +23,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 from html import escape
 from urllib.parse import quote, urlsplit
@@ -735,3 +739,46 @@ def render_html(report):
     parts.append('<p class="pointer" id="json-pointer">%s</p>' % pointer)
     parts += ['</main>', '<footer>defender.tvm kb_patching</footer>', '</body>', '</html>']
     return '\n'.join(parts) + '\n'
+
+
+# -- the report files --------------------------------------------------------------------------
+
+# format -> (file name, renderer); the JSON is the report dict itself, as to_nice_json writes it
+REPORT_FILES = (
+    ('json', JSON_NAME, lambda report: json.dumps(report, indent=2, sort_keys=True, separators=(',', ': '),
+                                                  ensure_ascii=False)),
+    ('junit', 'kb_patching.junit.xml', render_junit),
+    ('markdown', 'kb_patching.md', render_markdown),
+    ('html', 'kb_patching.html', render_html),
+)
+
+
+def write_reports(report, directory, formats):
+    """Write ``formats`` of the report into ``directory`` (created 0755 when missing), each file
+    replaced whole (a reader never sees half a report; mode 0644). Returns the paths written and
+    whether any file changed."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    written, changed = [], False
+    for name, file_name, render in REPORT_FILES:
+        if name not in formats:
+            continue
+        path = os.path.join(directory, file_name)
+        content = render(report).encode('utf-8')
+        if os.path.exists(path):
+            with open(path, 'rb') as handle:
+                if handle.read() == content:
+                    written.append(path)
+                    continue
+        handle, temporary = tempfile.mkstemp(prefix='.%s.' % file_name, dir=directory)
+        try:
+            with os.fdopen(handle, 'wb') as out:
+                out.write(content)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        written.append(path)
+        changed = True
+    return written, changed

@@ -98,6 +98,8 @@ def variables(emulator):
 EXPECTED_FAILURES = {
     (('module', 'missing_kbs_info'), 'Fail a pipeline when a critical KB is missing'):
         'the gate is meant to fail: Edge misses KB4540673, which addresses 14 CVEs',
+    (('module', 'kb_report'), 'Fail once when a host is not compliant'):
+        'the gate is meant to fail: the play\'s Windows host misses KBs',
 }
 
 # (plugin, task name) -> why the task's condition is false on this data, so that it is skipped (its
@@ -431,9 +433,21 @@ def device_missing_kbs_info_checks(run, emulator):
         (mid, sorted(t['new'])) for mid, t in expected.items() if t['new'] or t['fixed'])
 
 
+def kb_report_checks(run, emulator):
+    device = windows_device(emulator)
+    reported = run.result('Ask Defender about every Windows host, and write the reports on the controller')
+    with open(os.path.join(reported['report_dir'], 'kb_patching.json')) as handle:
+        report = json.load(handle)
+    assert list(report['hosts']) == [WINDOWS_HOST] and report['hosts'][WINDOWS_HOST]['device_id'] == device['id']
+    assert sorted(report['hosts'][WINDOWS_HOST]['kbs']) == sorted('KB' + kb for kb in emulator.export_truth()[device['id']])
+    assert reported['gate']['message'].startswith('1 of 1 hosts are not compliant (report mode, export strategy)')
+    assert run.result('Fail once when a host is not compliant')['msg'] == reported['gate']['message']
+
+
 CHECKS = {
     ('module', 'device_missing_kbs_info'): device_missing_kbs_info_checks,
     ('module', 'kb_plan'): kb_plan_checks,
+    ('module', 'kb_report'): kb_report_checks,
     ('module', 'missing_kbs_info'): missing_kbs_info_checks,
     ('lookup', 'missing_kbs'): missing_kbs_lookup_checks,
     ('module', 'software_info'): software_info_checks,

@@ -2,7 +2,8 @@
 # Copyright (c) defender.tvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The defender.tvm.kb_plan action plugin, built by Ansible's action loader around a fake task.
+"""The defender.tvm.kb_plan action plugin, built by Ansible's action loader around a fake task
+(``run_action`` in conftest.py).
 
 ``kb_patching.ask_defender`` is replaced by a recorder, so these tests are about what the action
 does around it: its arguments, the device names, reusing a previous plan, and the connection
@@ -16,10 +17,6 @@ __metaclass__ = type
 import pytest
 
 from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.parsing.dataloader import DataLoader
-from ansible.playbook.play_context import PlayContext
-from ansible.plugins.loader import action_loader
-from ansible.template import Templar
 
 from ansible_collections.defender.tvm.plugins.module_utils._client import DefenderClient
 from ansible_collections.defender.tvm.plugins.module_utils._errors import PermissionDeniedError
@@ -37,80 +34,7 @@ TENANT = '11111111-2222-3333-4444-555555555555'
 CLIENT = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'
 CREDENTIALS = dict(tenant_id=TENANT, client_id=CLIENT, client_secret='unit-client-secret-value')
 WINDOWS = 'microsoft-_-windows_11'
-HOSTS = ['web01', 'db01']
-
-
-class FakeTask:
-    """What ActionBase reads of a task."""
-
-    def __init__(self, args, check_mode=False):
-        self.args = args
-        self.action = 'defender.tvm.kb_plan'
-        self.async_val = 0
-        self.check_mode = check_mode
-
-
-class UnusedConnection:
-    """ActionBase.run reads ``_connection._shell.tmpdir``; kb_plan must touch nothing else.
-
-    (``connection=None`` cannot be used: ActionBase.run dereferences it on every ansible-core
-    version from 2.16; Ansible always hands an action a connection object, connected or not.)
-    """
-
-    class _Shell:
-        tmpdir = None
-
-    def __init__(self):
-        self._shell = self._Shell()
-        self.used = []
-
-    def __getattr__(self, name):
-        self.__dict__['used'].append(name)
-        raise AttributeError(name)
-
-
-@pytest.fixture
-def asked(monkeypatch):
-    """The calls to kb_patching.ask_defender, as ``(client, kwargs)``; each returns a new plan."""
-    calls = []
-
-    def ask_defender(client, **query):
-        calls.append((client, query))
-        return {'strategy': query['strategy'], 'hosts': dict((h, {'kbs': []}) for h in query['hosts'])}
-
-    monkeypatch.setattr(kb_patching, 'ask_defender', ask_defender)
-    return calls
-
-
-@pytest.fixture
-def closed(monkeypatch):
-    clients = []
-
-    def close(client):
-        clients.append(client)
-
-    monkeypatch.setattr(DefenderClient, 'close', close)
-    return clients
-
-
-@pytest.fixture
-def run_action():
-    """``run_action(args, task_vars=None, check_mode=False)``: the action's result dict."""
-    connections = []
-
-    def run(args, task_vars=None, check_mode=False):
-        task_vars = dict(task_vars if task_vars is not None else {'ansible_play_hosts_all': list(HOSTS)})
-        loader = DataLoader()
-        connection = UnusedConnection()
-        connections.append(connection)
-        action = action_loader.get('defender.tvm.kb_plan', task=FakeTask(dict(args), check_mode), connection=connection,
-                                   play_context=PlayContext(), loader=loader,
-                                   templar=Templar(loader=loader, variables=task_vars), shared_loader_obj=None)
-        assert action is not None, 'the action loader did not find defender.tvm.kb_plan'
-        return action.run(task_vars=task_vars)
-
-    yield run
-    assert [c.used for c in connections] == [[]] * len(connections), 'the action used its connection'
+HOSTS = ['web01', 'db01']  # the play's hosts run_action gives
 
 
 def test_it_asks_defender_once_and_keys_the_plan_on_its_inputs(asked, client_settings, closed, run_action):
