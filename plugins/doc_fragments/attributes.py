@@ -26,3 +26,26 @@ attributes:
     membership:
       - defender.tvm.all
 '''
+
+    # Attributes of the kb_patching role's actions (kb_plan, kb_report), but check_mode.
+    ROLE_ACTION = r'''
+attributes:
+  action:
+    support: full
+    details: Everything happens in the action plugin, on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: all
+    details: It works on the controller and talks to the Defender API from there; it never connects to the host.
+  action_group:
+    description: Use C(group/defender.tvm.all) in C(module_defaults) to set the shared options once.
+    support: full
+    membership:
+      - defender.tvm.all
+'''

@@ -51,29 +51,12 @@ extends_documentation_fragment:
   - defender.tvm.kb_query
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - defender.tvm.attributes.role_action
   - defender.tvm.connection
 attributes:
-  action:
-    support: full
-    details: Everything happens in the action plugin, on the controller.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: It only reads from the Defender API, so it behaves the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: all
-    details: It talks to the Defender API from the controller; it never connects to the host.
-  action_group:
-    description: Use C(group/defender.tvm.all) in C(module_defaults) to set the shared options once.
-    support: full
-    membership:
-      - defender.tvm.all
 notes:
   - The connection options come, the first found winning, from the task's arguments (with
     C(module_defaults) for C(group/defender.tvm.all)), then the C(ansible_mde_*) variables, then

@@ -69,29 +69,12 @@ extends_documentation_fragment:
   - defender.tvm.kb_query
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - defender.tvm.attributes.role_action
   - defender.tvm.connection
 attributes:
-  action:
-    support: full
-    details: Everything happens in the action plugin, on the controller.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: none
     details: It writes the report files; the role runs it with C(check_mode=false), also in a dry run.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: all
-    details: It writes on the controller and talks to the Defender API from there; it never connects to the host.
-  action_group:
-    description: Use C(group/defender.tvm.all) in C(module_defaults) to set the shared options once.
-    support: full
-    membership:
-      - defender.tvm.all
 notes:
   - The connection options come, the first found winning, from the task's arguments (with
     C(module_defaults) for C(group/defender.tvm.all)), then the C(ansible_mde_*) variables, then

@@ -93,5 +93,3 @@ def run_action():
 
     yield run
     assert [c.used for c in connections] == [[]] * len(connections), 'the action used its connection'
-
-
