@@ -47,8 +47,9 @@ def test_every_module_is_in_the_action_group():
 def test_every_module_documents_the_action_group():
     for name in plugin_names('modules'):
         docs = yaml.safe_load(documentation('modules', name)['DOCUMENTATION'])
-        # through the attributes fragment of the info modules, or its own action_group attribute
-        if 'defender.tvm.attributes.info_module' in docs.get('extends_documentation_fragment', []):
+        # through the attributes fragment of the info modules or the role's actions, or its own action_group
+        fragments = docs.get('extends_documentation_fragment', [])
+        if 'defender.tvm.attributes.info_module' in fragments or 'defender.tvm.attributes.role_action' in fragments:
             continue
         assert docs['attributes']['action_group']['membership'] == ['defender.tvm.all'], name
 
