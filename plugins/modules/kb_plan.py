@@ -27,8 +27,10 @@ description:
     Defender lists on its device; Defender's lists are fleet-wide, so this over-reports per host. A
     host that has none of the software but that Defender knows (among the devices of its Windows
     software) is in Defender with nothing to patch.
-  - With O(strategy=device), each host's own missing KBs, one call per host (two when the host is
-    named by its computer name rather than its device ID).
+  - With O(strategy=device), each host's own missing KBs, one call per host, plus one device listing
+    per twelve hosts named by their computer name rather than their device ID.
+  - A name that several Defender devices answer to fails the task, naming them and what to give
+    instead (the FQDN, or the device ID when the FQDN is shared); it is never guessed.
   - With O(strategy=export), each host's own missing KBs, as exact as V(device), from one read of
     Defender's vulnerability export of the whole tenant (as M(defender.tvm.device_missing_kbs_info)
     reads it) - no call per host, and no name lookup; calls grow with the tenant's findings, not
