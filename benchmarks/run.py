@@ -981,6 +981,7 @@ def inventory_scenario(bench):  # pylint: disable=too-many-locals,too-many-state
         plan = [('json', 'json', index + 1, False) for index in range(args.inventory_runs)]
         plan += [('files', 'files', 1, False), ('cached', 'json', 1, False), ('cached', 'json', 2, False)]
         plan += [('templates', 'json', index + 1, False) for index in range(args.inventory_template_runs)]
+        plan = [step for step in plan if step[0] in args.inventory_kinds]
         if args.inventory_profile:
             plan.append(('json', 'json', args.inventory_runs + 1, True))
         for kind, source, index, profile in plan:
@@ -1364,6 +1365,8 @@ def parse_args(argv):
                              'reused (its directory is named after the data\'s fingerprint); default .work/bench-export-cache')
     parser.add_argument('--inventory-fleet', type=int, default=10000,
                         help='inventory: devices of the generated fleet (default 10000; the emulator adds its seeded ones)')
+    parser.add_argument('--inventory-kinds', type=_names, default=['json', 'files', 'cached', 'templates'],
+                        help='inventory: which runs (default json,files,cached,templates; --inventory-profile adds its own)')
     parser.add_argument('--inventory-template-runs', type=int, default=1,
                         help='inventory: runs of the example before (every constructed entry a template), for the comparison '
                              '(default 1; 0: none)')
