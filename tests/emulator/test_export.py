@@ -26,6 +26,7 @@ from emulator_helpers import (HERE, FakeClock, VerifyingSession, api, assert_api
                               download, follow, kb_counts, kb_of)
 from mde_emulator import Emulator
 from mde_emulator import export as export_module
+from mde_emulator import fleet as fleet_module
 from mde_emulator.data import LINUX_MACHINES
 from mde_emulator.findings import MOVED_HOSTS, OLDEST_SINCE
 
@@ -458,6 +459,33 @@ def test_fleet_machine_list_pages_at_10000(tmp_path):
         assert len(rest["value"]) == 22 and "@odata.nextLink" not in rest
         assert len({m["id"] for m in first["value"] + rest["value"]}) == 10022
         assert_api_error(http.get(emu.url + "/api/machines?$top=10001", headers=headers), 400, "ODataError")
+
+
+def test_fleet_machine_pages_draw_only_the_devices_they_serve(tmp_path, monkeypatch):
+    """A page of /api/machines draws its own fleet devices and no other (a page of 10,000 of 100,000
+    devices drew all 100,000), and a filtered listing draws every device once to filter, for all its
+    pages and for a listing with the same filter after it."""
+    drawn = collections.Counter()
+    entity = fleet_module.Fleet.entity
+    monkeypatch.setattr(fleet_module.Fleet, "entity", lambda self, index: drawn.update([index]) or entity(self, index))
+    with Emulator(str(tmp_path), seed=3, fleet=2500) as emu, VerifyingSession(emu.ca_path) as http:
+        emu.configure(page_size=1000)
+        headers = bearer(emu)
+        machines, pages = follow(http, emu, "/api/machines", headers)
+        assert pages == 3 and len(machines) == 2522 and len({m["id"] for m in machines}) == 2522
+        assert set(drawn.values()) == {1} and len(drawn) == 2500          # each device once, for its page
+        drawn.clear()
+        page = http.get(emu.url + "/api/machines?$skip=2400&$top=50", headers=headers).json()["value"]
+        assert page == machines[2400:2450] and sum(drawn.values()) == 50
+        query = "/api/machines?$filter=" + urllib.parse.quote("osPlatform eq 'Windows11' or osPlatform eq 'Linux'")
+        wanted = [m for m in machines if m["osPlatform"] in ("Windows11", "Linux")]
+        fleet_wanted = sum(1 for m in wanted if "Fleet" in m["machineTags"])
+        for listing in range(2):
+            drawn.clear()
+            filtered, pages = follow(http, emu, query, headers)
+            assert filtered == wanted and pages == -(-len(wanted) // 1000) > 1
+            # filtering draws every device once, the first time; then each page its own devices
+            assert sum(drawn.values()) == (2500 if listing == 0 else 0) + fleet_wanted
 
 
 def test_export_is_generated_once_per_state_dir(tmp_path):

@@ -239,20 +239,69 @@ def test_a_file_of_another_name_is_not_read(ansible, emulator):
     assert 'defender_devices.yml' in run.output  # -vvv says which name the plugin wants
 
 
-def test_the_documented_example_works_as_pasted(ansible, emulator):
+def documented_example(index=0):
+    """The plugin's EXAMPLES (the first, or the text after the ``index``-th ``# ---``)."""
     import ast
     with open(os.path.join(os.path.dirname(__file__), '..', '..', 'plugins', 'inventory', 'devices.py')) as handle:
         tree = ast.parse(handle.read())
     examples = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
                     and getattr(node.targets[0], 'id', None) == 'EXAMPLES')
-    first = examples.split('\n# ---', 1)[0]  # the first example; the second is commented out
-    run = ansible.inventory(first, name='fleet.defender_devices.yml')
+    return examples.split('\n# ---', 1)[index]
+
+
+def listing_hosts(run):
+    """The hosts ``ansible-playbook --list-hosts`` printed for its plays (``hosts (N):`` and N lines each),
+    localhost (the compliance playbook's plays on the controller) left out."""
+    hosts, lines = set(), run.output.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r'^\s*hosts \((\d+)\):', line)
+        if match:
+            hosts.update(entry.strip() for entry in lines[index + 1:index + 1 + int(match.group(1))])
+    return sorted(hosts - {'localhost'})
+
+
+def test_the_documented_example_works_as_pasted(ansible, emulator):
+    run = ansible.inventory(documented_example(), name='fleet.defender_devices.yml')
     assert run.returncode == 0 and run.inventory, run.output
     hostvars = plain(run.inventory['_meta']['hostvars'])
     wanted = ('Windows11', 'WindowsServer2022')
     assert sorted(v['mde_device_id'] for v in hostvars.values()) == sorted(
         mid for mid, m in machines(emulator).items() if m['osPlatform'] in wanted)
     groups = set(run.inventory)
-    assert {'os_Windows11', 'os_WindowsServer2022', 'needs_patching'} <= groups
-    assert any(g.startswith('missing_kb') for g in groups) and any(g.startswith('exposure_') for g in groups)
-    assert all(v['ansible_host'] == v['mde_last_ip_address'] for v in hostvars.values())
+    assert {'os_Windows11', 'os_WindowsServer2022', 'needs_patching', 'windows'} <= groups
+    assert any(g.startswith('exposure_') for g in groups) and all(v['ansible_host'] == v['mde_last_ip_address'] for v in hostvars.values())
+    assert group_hosts(run.inventory, 'windows') == sorted(hostvars)  # where defender.tvm.patch and compliance look
+    # missing_kb<nr>: exactly the hosts whose devices miss it, all of these groups in needs_patching
+    truth = emulator.export_truth()
+    host_of = dict((v['mde_device_id'], host) for host, v in hostvars.items())
+    missed = {}
+    for mid, kbs in truth.items():
+        for kb in kbs:
+            if mid in host_of:
+                missed.setdefault('missing_kb' + kb, []).append(host_of[mid])
+    assert missed and sorted(g for g in groups if g.startswith('missing_kb')) == sorted(missed)
+    for group, hosts in missed.items():
+        assert group_hosts(run.inventory, group) == sorted(hosts), group
+    assert sorted(run.inventory['needs_patching']['children']) == sorted(missed)
+
+
+def test_the_patch_playbook_runs_on_the_documented_examples_kb_group(ansible, emulator):
+    """As the example's comment says: defender.tvm.patch -l missing_kb<nr> runs on exactly the hosts missing
+    the KB (its play is on the group windows), and -e kb_patching_hosts=missing_kb<nr> does without that
+    group; the hosts are listed (--list-hosts), not patched."""
+    run = ansible.inventory(documented_example(), name='fleet.defender_devices.yml')
+    assert run.returncode == 0, run.output
+    kb_groups = sorted((g for g in run.inventory if g.startswith('missing_kb')), key=lambda g: -len(group_hosts(run.inventory, g)))
+    group = kb_groups[0]
+    expected = group_hosts(run.inventory, group)
+    assert len(expected) > 1
+    inventory_file = str(ansible.tmp_path / 'fleet.defender_devices.yml')
+    for args in (['-l', group], ['-e', 'kb_patching_hosts=%s' % group]):
+        listing = ansible.playbook('defender.tvm.patch', inventory=inventory_file, args=['--list-hosts'] + args,
+                                   tag='list-hosts')
+        assert listing.rc == 0 and listing_hosts(listing) == expected, listing
+    # the compliance playbook on every host that misses a KB (needs_patching holds the missing_kb groups)
+    listing = ansible.playbook('defender.tvm.compliance', inventory=inventory_file, tag='list-hosts',
+                               args=['--list-hosts', '-e', 'kb_patching_hosts=needs_patching'])
+    needs = sorted(set(host for g in kb_groups for host in group_hosts(run.inventory, g)))
+    assert listing.rc == 0 and listing_hosts(listing) == needs, listing

@@ -18,6 +18,7 @@ and the generated fleet (``fleet=N``, see ``fleet.py``), whose devices are drawn
 their own RNG.
 """
 
+import array
 import collections.abc
 import copy
 import datetime
@@ -254,25 +255,33 @@ class MachineTable(collections.abc.MutableMapping):
 
 
 class MachineSequence(collections.abc.Sequence):
-    """The machine list with the fleet's entities drawn only for the slice that is asked for."""
+    """The machine list (the dataset's own entities, then the fleet's), or a part of it: ``positions``
+    in the whole list. A fleet's entities are drawn only when an item is asked for, so a slice or a
+    filtered view holds positions, not entities (a page of 10,000 of 100,000 devices draws 10,000)."""
 
-    def __init__(self, table):
-        self._own = table.own()
-        self._fleet = table.fleet
+    def __init__(self, table, positions=None):
+        self._own = table.own() if isinstance(table, MachineTable) else table[0]
+        self._fleet = table.fleet if isinstance(table, MachineTable) else table[1]
+        if positions is None:
+            positions = range(len(self._own) + (self._fleet.count if self._fleet is not None else 0))
+        self._positions = positions
 
     def __len__(self):
-        return len(self._own) + (self._fleet.count if self._fleet is not None else 0)
+        return len(self._positions)
 
     def __getitem__(self, key):
         if isinstance(key, slice):
-            return [self[i] for i in range(*key.indices(len(self)))]
-        if key < 0:
-            key += len(self)
-        if not 0 <= key < len(self):
-            raise IndexError(key)
-        if key < len(self._own):
-            return self._own[key]
-        return self._fleet.entity(key - len(self._own))
+            return MachineSequence((self._own, self._fleet), self._positions[key])
+        position = self._positions[key]   # a negative key and IndexError as a list has them
+        if position < len(self._own):
+            return self._own[position]
+        return self._fleet.entity(position - len(self._own))
+
+    def select(self, predicate):
+        """The entities ``predicate`` keeps, in order, as a view: each entity is drawn once, and only
+        its position is kept."""
+        kept = array.array("L", (position for position, item in zip(self._positions, self) if predicate(item)))
+        return MachineSequence((self._own, self._fleet), kept)
 
 
 class Dataset:  # pylint: disable=too-many-instance-attributes

@@ -6,15 +6,18 @@ import collections
 import datetime
 import json
 import re
+import threading
 import urllib.parse
 import uuid
 
 from . import constants as C
 from . import export as X
+from .data import MachineSequence
 from .odata import DATETIME, NUMBER, STRING, STRINGS, FilterError, compile_filter
 
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
 MAX_TOP = 10000
+SELECTIONS_KEPT = 8   # filtered machine lists kept for the next pages of a listing
 SOFTWARE_FILTER_FIELDS = ("id", "name", "vendor")
 # The fields get-machines.md lists for $filter, with their types (odata.py).
 MACHINE_FILTER_FIELDS = {"computerDnsName": STRING, "id": STRING, "version": STRING, "deviceValue": STRING,
@@ -145,6 +148,8 @@ class Defender:
         self.entra = entra
         self.traffic = traffic
         self.export = None  # set by the Emulator: store, sas, now(), files_base
+        self._selections = {}   # (type name, $filter) -> the MachineSequence view it keeps
+        self._selections_lock = threading.Lock()
 
     def fault_response(self, plan):
         """(status, body bytes or object, headers) for an injected fault."""
@@ -218,27 +223,46 @@ class Defender:
                     and not part.startswith("%24skiptoken=")]
             kept.append(f"$skiptoken={_encode_token(route_name, offset + page_size)}")
             link_base = self.traffic.get("nextlink_base") or base
-            body["value"] = items[offset:offset + page_size]
+            body["value"] = list(items[offset:offset + page_size])
             body["@odata.nextLink"] = f"{link_base}{request.path}?{'&'.join(kept)}"
         else:
-            body["value"] = items[offset:offset + page_size] if page_size else items[offset:]
+            body["value"] = list(items[offset:offset + page_size] if page_size else items[offset:])
         return body
 
     def _odata_list(self, items, fields, type_name, query, listing, if_none=None):  # pylint: disable=too-many-arguments
         """$filter (unless the ignore_filter fault names ``listing``), then $skip and $top. ``if_none``:
-        the ApiError to raise when the filter (or the dataset) leaves nothing, before $skip and $top."""
+        the ApiError to raise when the filter (or the dataset) leaves nothing, before $skip and $top.
+        A MachineSequence stays a view (no entity is drawn but those of the page served), and its
+        filtered views are kept for the next pages."""
         options = self._options(query)
         if "$filter" in options and not self.traffic.ignores_filter(listing):
             try:
                 predicate = compile_filter(options["$filter"], fields, type_name)
             except FilterError as exc:
                 raise ApiError(400, "ODataError", f"Invalid filter clause: {exc}") from None
-            items = [item for item in items if predicate(item)]
+            if isinstance(items, MachineSequence):
+                items = self._selected(type_name, options["$filter"], items, predicate)
+            else:
+                items = [item for item in items if predicate(item)]
         skip = _int_option("$skip", options["$skip"]) if "$skip" in options else 0
         top = _int_option("$top", options["$top"], MAX_TOP) if "$top" in options else None
         if if_none is not None and not items:
             raise if_none
         return items[skip:] if top is None else items[skip:skip + top]
+
+    def _selected(self, type_name, text, items, predicate):
+        """The view of ``items`` a filter keeps, drawn once per filter (the pages of one listing ask again
+        with the same filter); the data's machines do not change once built. The last few are kept."""
+        key = (type_name, text)
+        with self._selections_lock:
+            selected = self._selections.pop(key, None)
+        if selected is None:
+            selected = items.select(predicate)
+        with self._selections_lock:
+            self._selections[key] = selected   # the most recent last
+            while len(self._selections) > SELECTIONS_KEPT:
+                del self._selections[next(iter(self._selections))]
+        return selected
 
     def _software_id(self, ids):
         sid = ids[0]
